@@ -12,7 +12,7 @@
 namespace tessel {
 
 class error : public std::runtime_error {
-public:
+ public:
   // `vk_result` is a VkResult value; 0 (VK_SUCCESS) when the failure is not
   // Vulkan's. Kept as an integer so this header needs no Vulkan headers.
   error(std::string_view operation, std::string_view message, std::int32_t vk_result = 0)
@@ -23,7 +23,7 @@ public:
   const std::string& operation() const noexcept { return operation_; }
   std::int32_t vk_result() const noexcept { return vk_result_; }
 
-private:
+ private:
   std::string operation_;
   std::int32_t vk_result_;
 };

@@ -40,7 +40,7 @@ constexpr std::string_view access_name(access a) {
 
 // A storage buffer of `Element`s, bound at its position in `bindings<...>`.
 template <fixed_string Name, class Element, access Mode>
-  requires scalar<Element>
+requires scalar<Element>
 struct buffer_binding {
   static constexpr std::string_view name = Name.view();
   static constexpr fixed_string name_literal = Name;
@@ -66,9 +66,8 @@ struct bindings {
 // A run-time switch compiled into the pipeline (VkSpecializationInfo). Types:
 // bool, std::int32_t, std::uint32_t, float. `Id` is the constant_id.
 template <fixed_string Name, class T, std::uint32_t Id, T Default = T{}>
-  requires(std::same_as<T, bool> || std::same_as<T, std::int32_t> ||
-           std::same_as<T, std::uint32_t> || std::same_as<T, float>)
-struct spec {
+requires(std::same_as<T, bool> || std::same_as<T, std::int32_t> || std::same_as<T, std::uint32_t> ||
+         std::same_as<T, float>) struct spec {
   static constexpr std::string_view name = Name.view();
   using type = T;
   static constexpr std::uint32_t id = Id;
@@ -162,11 +161,13 @@ concept kernel_description = requires {
   typename D::bindings;
   typename D::workgroup;
   { D::workgroup::resolve(targets::portable) } -> std::same_as<extent3>;
-} && detail::is_bindings<typename D::bindings>::value && (requires {
-  { std::string_view(D::body) };
-} || requires(const target& t) {
-  { D::body(t) } -> std::convertible_to<std::string>;
-});
+}
+&&detail::is_bindings<typename D::bindings>::value &&
+    (
+        requires { {std::string_view(D::body)}; } ||
+        requires(const target& t) {
+          { D::body(t) } -> std::convertible_to<std::string>;
+        });
 
 // Optional members, with their defaults.
 namespace detail {
@@ -175,7 +176,9 @@ struct params_member {
   using type = void;
 };
 template <class D>
-  requires requires { typename D::params; }
+requires requires {
+  typename D::params;
+}
 struct params_member<D> {
   using type = typename D::params;
 };
@@ -184,7 +187,9 @@ struct constants_member {
   using type = constants<>;
 };
 template <class D>
-  requires requires { typename D::constants; }
+requires requires {
+  typename D::constants;
+}
 struct constants_member<D> {
   using type = typename D::constants;
 };
@@ -193,7 +198,9 @@ struct geometry_member {
   using type = geometry<>;
 };
 template <class D>
-  requires requires { typename D::geometry; }
+requires requires {
+  typename D::geometry;
+}
 struct geometry_member<D> {
   using type = typename D::geometry;
 };
@@ -202,7 +209,9 @@ struct snippets_member {
   using type = snippet_list<>;
 };
 template <class D>
-  requires requires { typename D::snippets; }
+requires requires {
+  typename D::snippets;
+}
 struct snippets_member<D> {
   using type = typename D::snippets;
 };

@@ -25,7 +25,7 @@ namespace tessel {
 enum class params_placement : std::uint8_t { none, push_constant, uniform_buffer };
 
 constexpr std::string_view placement_name(params_placement p) {
-  return p == params_placement::none           ? "none"
+  return p == params_placement::none            ? "none"
          : p == params_placement::push_constant ? "push_constant"
                                                 : "uniform_buffer";
 }
@@ -167,17 +167,18 @@ std::string emit(const target& t) {
   // glslang accepts std430 on a uniform block only under this extension; the
   // device needs uniformBufferStandardLayout (Vulkan 1.2) for it.
   const extension exts =
-      description_extensions<D>() | (placement == params_placement::uniform_buffer
-                                         ? extension::scalar_block_layout
-                                         : extension::none);
+      description_extensions<D>() |
+      (placement == params_placement::uniform_buffer ? extension::scalar_block_layout
+                                                     : extension::none);
   for (const auto& e : extension_names)
     if (has(exts, e.flag)) out += "#extension " + std::string(e.glsl) + " : require\n";
   out += "\n// tessel variant " + std::string(std::string_view(D::name)) + ", target " +
          std::string(t.name) + ".\n// Generated from its C++ description; edit that, not this.\n\n";
 
   const extent3 wg = D::workgroup::resolve(t);
-  out += "layout(local_size_x = " + std::to_string(wg.x) + ", local_size_y = " +
-         std::to_string(wg.y) + ", local_size_z = " + std::to_string(wg.z) + ") in;\n\n";
+  out += "layout(local_size_x = " + std::to_string(wg.x) +
+         ", local_size_y = " + std::to_string(wg.y) + ", local_size_z = " + std::to_string(wg.z) +
+         ") in;\n\n";
 
   out += "const uint TARGET_SUBGROUP_SIZE = " + std::to_string(t.subgroup_size) + "u;\n";
   out += "const uint TARGET_SHARED_BYTES = " + std::to_string(t.shared_memory_bytes) + "u;\n";

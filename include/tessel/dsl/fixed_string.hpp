@@ -50,9 +50,11 @@ struct static_string {
 };
 
 namespace detail {
-constexpr void append_name_part(static_string<96>& out, std::string_view text) { out.append(text); }
+constexpr void append_name_part(static_string<96>& out, std::string_view text) {
+  out.append(text);
+}
 template <class Integer>
-  requires std::is_integral_v<Integer>
+requires std::is_integral_v<Integer>
 constexpr void append_name_part(static_string<96>& out, Integer value) {
   if constexpr (std::is_same_v<Integer, bool>) {
     out.append(value ? "1" : "0");

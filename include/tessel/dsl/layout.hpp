@@ -25,8 +25,8 @@
 #include <vector>
 
 #include <boost/preprocessor/punctuation/comma_if.hpp>
-#include <boost/preprocessor/stringize.hpp>
 #include <boost/preprocessor/seq/for_each_i.hpp>
+#include <boost/preprocessor/stringize.hpp>
 #include <boost/preprocessor/variadic/to_seq.hpp>
 
 #include "tessel/dsl/fixed_string.hpp"
@@ -144,10 +144,11 @@ template <class T>
 using reflection_of = decltype(tessel_reflect(static_cast<const T*>(nullptr)));
 
 template <class T>
-concept reflected = requires { typename reflection_of<T>; };
+concept reflected = requires {
+  typename reflection_of<T>;
+};
 
-template <fixed_string Block, fixed_string Field, std::size_t LayoutOffset,
-          std::size_t HostOffset>
+template <fixed_string Block, fixed_string Field, std::size_t LayoutOffset, std::size_t HostOffset>
 struct field_offset_check {
   static_assert(LayoutOffset == HostOffset,
                 "tessel: a parameter-block field's host offsetof differs from its GLSL layout "
@@ -191,8 +192,7 @@ struct compute_layout<Reflection, std::tuple<Fields...>> {
       return std::size_t{0};
     } else {
       using last = std::tuple_element_t<count - 1, std::tuple<Fields...>>;
-      return round_up(offsets[count - 1] + type_layout<typename last::type, rule>::size,
-                      alignment);
+      return round_up(offsets[count - 1] + type_layout<typename last::type, rule>::size, alignment);
     }
   }();
   static constexpr extension extensions =
@@ -200,11 +200,11 @@ struct compute_layout<Reflection, std::tuple<Fields...>> {
 
   template <std::size_t... I>
   static constexpr bool check_fields(std::index_sequence<I...>) {
-    return (field_offset_check<Reflection::name_literal,
-                               std::tuple_element_t<I, std::tuple<Fields...>>::name_literal,
-                               offsets[I],
-                               std::tuple_element_t<I, std::tuple<Fields...>>::host_offset>::value &&
-            ... && true);
+    return (
+        field_offset_check<Reflection::name_literal,
+                           std::tuple_element_t<I, std::tuple<Fields...>>::name_literal, offsets[I],
+                           std::tuple_element_t<I, std::tuple<Fields...>>::host_offset>::value &&
+        ... && true);
   }
   static constexpr bool offsets_agree = [] {
     std::size_t i = 0;
@@ -218,9 +218,8 @@ struct compute_layout<Reflection, std::tuple<Fields...>> {
     std::size_t i = 0;
     (out.push_back(field_layout{Fields::name, type_layout<typename Fields::type, rule>::glsl(),
                                 type_layout<typename Fields::type, rule>::kind,
-                                type_layout<typename Fields::type, rule>::components,
-                                offsets[i++], Fields::host_offset,
-                                type_layout<typename Fields::type, rule>::size,
+                                type_layout<typename Fields::type, rule>::components, offsets[i++],
+                                Fields::host_offset, type_layout<typename Fields::type, rule>::size,
                                 type_layout<typename Fields::type, rule>::array_count,
                                 type_layout<typename Fields::type, rule>::array_stride}),
      ...);
@@ -232,7 +231,7 @@ struct compute_layout<Reflection, std::tuple<Fields...>> {
 
 // layout<T>: the GLSL layout of a reflected host struct under its declared rule.
 template <class T>
-  requires detail::reflected<T>
+requires detail::reflected<T>
 struct layout {
   using reflection = detail::reflection_of<T>;
   using computed = detail::compute_layout<reflection>;
@@ -272,15 +271,15 @@ std::string glsl_members() {
 }  // namespace tessel
 
 #define TESSEL_DETAIL_FIELD(r, HOST, i, FIELD) \
-  BOOST_PP_COMMA_IF(i)::tessel::field<BOOST_PP_STRINGIZE(FIELD), decltype(HOST::FIELD), offsetof(HOST, FIELD)>
+  BOOST_PP_COMMA_IF(                           \
+      i)::tessel::field<BOOST_PP_STRINGIZE(FIELD), decltype(HOST::FIELD), offsetof(HOST, FIELD)>
 
-#define TESSEL_DETAIL_PARAMS(HOST, RULE, ...)                                         \
-  [[maybe_unused]] constexpr ::tessel::param_block<                                   \
-      #HOST, HOST, RULE,                                                              \
-      BOOST_PP_SEQ_FOR_EACH_I(TESSEL_DETAIL_FIELD, HOST,                              \
-                              BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))>                 \
-  tessel_reflect(const HOST*) {                                                       \
-    return {};                                                                        \
+#define TESSEL_DETAIL_PARAMS(HOST, RULE, ...)                                                    \
+  [[maybe_unused]] constexpr ::tessel::param_block<                                              \
+      #HOST, HOST, RULE,                                                                         \
+      BOOST_PP_SEQ_FOR_EACH_I(TESSEL_DETAIL_FIELD, HOST, BOOST_PP_VARIADIC_TO_SEQ(__VA_ARGS__))> \
+  tessel_reflect(const HOST*) {                                                                  \
+    return {};                                                                                   \
   }
 
 // Reflects HOST's fields (in declaration order) as a std430 parameter block.

@@ -37,8 +37,7 @@ using i64 = std::int64_t;
 // packs components tightly, as the scalar layout does; std430 aligns vec3
 // and vec4 to 16 bytes, which the layout checks catch.
 template <class Component, int N>
-  requires(N >= 2 && N <= 4)
-struct vec {
+requires(N >= 2 && N <= 4) struct vec {
   Component v[N];
 };
 
@@ -46,13 +45,13 @@ struct vec {
 // requirements are one value the Vulkan layer can compare with the device.
 enum class feature : std::uint32_t {
   none = 0,
-  float16_arithmetic = 1u << 0,  // shaderFloat16
-  int8_arithmetic = 1u << 1,     // shaderInt8
-  int16_arithmetic = 1u << 2,    // shaderInt16
-  int64_arithmetic = 1u << 3,    // shaderInt64
-  storage_8bit = 1u << 4,        // storageBuffer8BitAccess
-  storage_16bit = 1u << 5,       // storageBuffer16BitAccess
-  subgroup_arithmetic = 1u << 6, // subgroup basic + arithmetic + shuffle in compute
+  float16_arithmetic = 1u << 0,   // shaderFloat16
+  int8_arithmetic = 1u << 1,      // shaderInt8
+  int16_arithmetic = 1u << 2,     // shaderInt16
+  int64_arithmetic = 1u << 3,     // shaderInt64
+  storage_8bit = 1u << 4,         // storageBuffer8BitAccess
+  storage_16bit = 1u << 5,        // storageBuffer16BitAccess
+  subgroup_arithmetic = 1u << 6,  // subgroup basic + arithmetic + shuffle in compute
   cooperative_matrix_nv = 1u << 7,
   uniform_standard_layout = 1u << 8,  // uniformBufferStandardLayout (std430 UBOs)
   scalar_block_layout = 1u << 9,
@@ -63,8 +62,12 @@ constexpr feature operator|(feature a, feature b) {
 constexpr feature operator&(feature a, feature b) {
   return static_cast<feature>(static_cast<std::uint32_t>(a) & static_cast<std::uint32_t>(b));
 }
-constexpr feature& operator|=(feature& a, feature b) { return a = a | b; }
-constexpr bool has(feature set, feature f) { return (set & f) == f; }
+constexpr feature& operator|=(feature& a, feature b) {
+  return a = a | b;
+}
+constexpr bool has(feature set, feature f) {
+  return (set & f) == f;
+}
 
 // GLSL extensions, as bit flags so a variant's set is computed at compile time
 // and emitted in a fixed order.
@@ -89,8 +92,12 @@ constexpr extension operator|(extension a, extension b) {
 constexpr extension operator&(extension a, extension b) {
   return static_cast<extension>(static_cast<std::uint32_t>(a) & static_cast<std::uint32_t>(b));
 }
-constexpr extension& operator|=(extension& a, extension b) { return a = a | b; }
-constexpr bool has(extension set, extension e) { return (set & e) == e; }
+constexpr extension& operator|=(extension& a, extension b) {
+  return a = a | b;
+}
+constexpr bool has(extension set, extension e) {
+  return (set & e) == e;
+}
 
 struct extension_name {
   extension flag;
@@ -123,16 +130,26 @@ enum class scalar_kind : std::uint8_t { f16, bf16, f32, u8, u16, u32, i32, u64, 
 
 constexpr std::string_view kind_name(scalar_kind k) {
   switch (k) {
-    case scalar_kind::f16: return "f16";
-    case scalar_kind::bf16: return "bf16";
-    case scalar_kind::f32: return "f32";
-    case scalar_kind::u8: return "u8";
-    case scalar_kind::u16: return "u16";
-    case scalar_kind::u32: return "u32";
-    case scalar_kind::i32: return "i32";
-    case scalar_kind::u64: return "u64";
-    case scalar_kind::i64: return "i64";
-    case scalar_kind::boolean: return "bool";
+    case scalar_kind::f16:
+      return "f16";
+    case scalar_kind::bf16:
+      return "bf16";
+    case scalar_kind::f32:
+      return "f32";
+    case scalar_kind::u8:
+      return "u8";
+    case scalar_kind::u16:
+      return "u16";
+    case scalar_kind::u32:
+      return "u32";
+    case scalar_kind::i32:
+      return "i32";
+    case scalar_kind::u64:
+      return "u64";
+    case scalar_kind::i64:
+      return "i64";
+    case scalar_kind::boolean:
+      return "bool";
   }
   return "?";
 }
@@ -140,13 +157,17 @@ constexpr std::string_view kind_name(scalar_kind k) {
 constexpr std::size_t kind_size(scalar_kind k) {
   switch (k) {
     case scalar_kind::u8:
-    case scalar_kind::boolean: return 1;
+    case scalar_kind::boolean:
+      return 1;
     case scalar_kind::f16:
     case scalar_kind::bf16:
-    case scalar_kind::u16: return 2;
+    case scalar_kind::u16:
+      return 2;
     case scalar_kind::u64:
-    case scalar_kind::i64: return 8;
-    default: return 4;
+    case scalar_kind::i64:
+      return 8;
+    default:
+      return 4;
   }
 }
 
@@ -154,18 +175,17 @@ constexpr std::size_t kind_size(scalar_kind k) {
 template <class T>
 struct scalar_traits;
 
-#define TESSEL_DETAIL_SCALAR(TYPE, KIND, GLSL, EXTENSIONS)                            \
-  template <>                                                                         \
-  struct scalar_traits<TYPE> {                                                        \
-    static constexpr scalar_kind kind = scalar_kind::KIND;                            \
-    static constexpr std::string_view glsl = GLSL;                                    \
-    static constexpr std::size_t size = sizeof(TYPE);                                 \
-    static constexpr std::size_t alignment = sizeof(TYPE);                            \
-    static constexpr extension extensions = EXTENSIONS;                               \
+#define TESSEL_DETAIL_SCALAR(TYPE, KIND, GLSL, EXTENSIONS) \
+  template <>                                              \
+  struct scalar_traits<TYPE> {                             \
+    static constexpr scalar_kind kind = scalar_kind::KIND; \
+    static constexpr std::string_view glsl = GLSL;         \
+    static constexpr std::size_t size = sizeof(TYPE);      \
+    static constexpr std::size_t alignment = sizeof(TYPE); \
+    static constexpr extension extensions = EXTENSIONS;    \
   }
 
-TESSEL_DETAIL_SCALAR(f16, f16, "float16_t",
-                     extension::explicit_float16 | extension::storage_16bit);
+TESSEL_DETAIL_SCALAR(f16, f16, "float16_t", extension::explicit_float16 | extension::storage_16bit);
 // bf16 has no GLSL type in this toolchain: its storage is uint16_t.
 TESSEL_DETAIL_SCALAR(bf16, bf16, "uint16_t", extension::explicit_int16 | extension::storage_16bit);
 TESSEL_DETAIL_SCALAR(float, f32, "float", extension::none);
@@ -180,7 +200,9 @@ TESSEL_DETAIL_SCALAR(std::int64_t, i64, "int64_t", extension::explicit_int64);
 #undef TESSEL_DETAIL_SCALAR
 
 template <class T>
-concept scalar = requires { scalar_traits<T>::kind; };
+concept scalar = requires {
+  scalar_traits<T>::kind;
+};
 
 // The features a set of extensions needs on the device.
 constexpr feature features_for(extension set) {

@@ -48,8 +48,7 @@ namespace targets {
 inline constexpr feature baseline_features =
     feature::float16_arithmetic | feature::int8_arithmetic | feature::int16_arithmetic |
     feature::int64_arithmetic | feature::storage_8bit | feature::storage_16bit |
-    feature::subgroup_arithmetic | feature::uniform_standard_layout |
-    feature::scalar_block_layout;
+    feature::subgroup_arithmetic | feature::uniform_standard_layout | feature::scalar_block_layout;
 
 // Any conformant Vulkan 1.3 device with 16/8-bit storage, as lavapipe reports
 // itself: 8-lane subgroups, 128-byte push constants, 32 KiB shared memory.
@@ -75,8 +74,8 @@ inline constexpr target nvidia{
                                      scalar_kind::f32, scalar_kind::f32},
                        coopmat_shape{16, 8, 16, scalar_kind::f16, scalar_kind::f16,
                                      scalar_kind::f32, scalar_kind::f32},
-                       coopmat_shape{16, 8, 8, scalar_kind::f16, scalar_kind::f16,
-                                     scalar_kind::f32, scalar_kind::f32}},
+                       coopmat_shape{16, 8, 8, scalar_kind::f16, scalar_kind::f16, scalar_kind::f32,
+                                     scalar_kind::f32}},
     .coopmat_shape_count = 3,
     .features = baseline_features | feature::cooperative_matrix_nv,
 };

@@ -40,6 +40,13 @@ struct block_info {
   std::vector<field_layout> fields;
 };
 
+// The run-time description of parameter block T.
+template <class T>
+block_info describe_block() {
+  return {layout<T>::name, layout<T>::size, layout<T>::alignment, layout<T>::rule,
+          layout<T>::fields()};
+}
+
 struct variant_info {
   std::string_view name;
   std::vector<binding_info> bindings;
@@ -99,13 +106,12 @@ variant_info make_info() {
     info.bindings.push_back({B::name, scalar_traits<typename B::element>::kind, B::mode});
   });
   tuple_fold<typename constants_of<D>::list>::each([&]<class S>(std::type_identity<S>) {
-    info.constants.push_back({S::name, S::id, spec_kind<typename S::type>(),
-                              spec_bits(S::default_value)});
+    info.constants.push_back(
+        {S::name, S::id, spec_kind<typename S::type>(), spec_bits(S::default_value)});
   });
   using params = params_of<D>;
   if constexpr (!std::is_void_v<params>) {
-    info.params = block_info{layout<params>::name, layout<params>::size, layout<params>::alignment,
-                             layout<params>::rule, layout<params>::fields()};
+    info.params = describe_block<params>();
   }
   info.glsl = &emit<D>;
   info.workgroup = &D::workgroup::resolve;

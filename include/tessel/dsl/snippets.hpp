@@ -1,0 +1,128 @@
+// Reusable GLSL snippets. A kernel lists the ones it uses in `snippets`; the
+// emitter writes each once, after its own requirements. Snippets that depend
+// on the target (subgroup width) generate their text from it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+#include "tessel/dsl/description.hpp"
+#include "tessel/dsl/scalar.hpp"
+#include "tessel/dsl/target.hpp"
+
+namespace tessel::snippets {
+
+// bf16 <-> f32 for bf16 data stored as uint16_t: widening is exact; narrowing
+// rounds to nearest even and maps NaN to the quiet NaN 0x7FC0 (as the host's
+// tessel::to_bf16 does).
+struct bf16_conversion {
+  static constexpr extension extensions = extension::explicit_int16;
+  static constexpr std::string_view text = R"glsl(
+float bf16_to_float(uint16_t bits) { return uintBitsToFloat(uint(bits) << 16); }
+uint16_t float_to_bf16(float value) {
+  const uint x = floatBitsToUint(value);
+  if ((x & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t(0x7FC0u);
+  return uint16_t((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+)glsl";
+};
+
+// The fixed random sign pattern (D1, "SRHT") of KERNELS.md 12.1 for head dims
+// up to 512: element j is negated iff bit (j mod 8) of byte j / 8 is set.
+// Smaller power-of-two head dims use the table's prefix, as the 512 table
+// extends the 256 one. The host reference reads the same bytes.
+inline constexpr std::array<std::uint8_t, 64> hadamard_sign_bytes{
+    0xa7, 0x3b, 0x91, 0xf4, 0x6d, 0xc2, 0x58, 0x0e, 0xb3, 0x7f, 0x24, 0xd6, 0x89, 0x45, 0xea, 0x1c,
+    0x63, 0xaf, 0xd8, 0x52, 0x97, 0x0b, 0xe1, 0x3d, 0x76, 0xc4, 0x19, 0xfe, 0x4a, 0x85, 0x2c, 0xdb,
+    0xd3, 0x4e, 0xa8, 0x17, 0x9c, 0x5b, 0xe6, 0x31, 0x72, 0xb9, 0x0d, 0xf5, 0x43, 0x8a, 0x6e, 0xc7,
+    0x58, 0x2f, 0x94, 0xe1, 0xb6, 0x3d, 0x0a, 0x7c, 0xc5, 0x61, 0xd8, 0x4f, 0xa3, 0x97, 0x1e, 0x85};
+inline constexpr std::uint32_t hadamard_max_dim = 8 * hadamard_sign_bytes.size();
+
+constexpr bool hadamard_sign_negative(std::uint32_t j) {
+  return ((hadamard_sign_bytes[j / 8] >> (j % 8)) & 1u) != 0;
+}
+
+struct hadamard_signs {
+  static constexpr extension extensions = extension::none;
+  static std::string glsl(const target&) {
+    // Packed as little-endian words so element j is bit j % 32 of word j / 32.
+    std::string out = "const uint HADAMARD_SIGN_WORDS[16] = uint[16](";
+    for (std::size_t w = 0; w < hadamard_sign_bytes.size() / 4; ++w) {
+      std::uint32_t word = 0;
+      for (std::size_t b = 0; b < 4; ++b)
+        word |= std::uint32_t{hadamard_sign_bytes[4 * w + b]} << (8 * b);
+      char hex[16];
+      std::snprintf(hex, sizeof hex, "0x%08xu", word);
+      out += (w ? ", " : "") + std::string(hex);
+    }
+    out += R"glsl();
+float hadamard_sign(uint j) {
+  return ((HADAMARD_SIGN_WORDS[j >> 5] >> (j & 31u)) & 1u) != 0u ? -1.0 : 1.0;
+}
+)glsl";
+    return out;
+  }
+};
+
+// The unnormalized Walsh-Hadamard butterflies over a logical group of 32
+// lanes, each holding FWHT_EPT contiguous elements (lane l holds elements
+// l*FWHT_EPT .. +FWHT_EPT-1), in natural (Sylvester) order. Local stages run in
+// registers; cross-lane stages use subgroup shuffles while the distance is
+// inside the target's subgroup, and shared memory beyond it (lavapipe's 8-lane
+// subgroups). Must be called by all 32 lanes of the group in uniform control
+// flow; the including kernel defines FWHT_EPT and FWHT_GROUPS (logical groups
+// per workgroup, each 32 consecutive invocations).
+struct fwht_butterflies {
+  static constexpr extension extensions = extension::subgroup_basic | extension::subgroup_shuffle;
+  static std::string glsl(const target& t) {
+    std::string out = R"glsl(
+shared float fwht_exchange[FWHT_GROUPS * 32 * FWHT_EPT];
+
+void fwht_group(inout float v[FWHT_EPT], uint group, uint lane) {
+  for (uint h = 1u; h < FWHT_EPT; h <<= 1) {
+    for (uint j = 0u; j < FWHT_EPT; ++j) {
+      if ((j & h) == 0u) {
+        const float a = v[j];
+        const float b = v[j + h];
+        v[j] = a + b;
+        v[j + h] = a - b;
+      }
+    }
+  }
+)glsl";
+    // Distances inside a subgroup: one shuffle per element and stage.
+    const std::uint32_t shuffle_limit = t.subgroup_size < 32 ? t.subgroup_size : 32;
+    out += "  for (uint delta = 1u; delta < " + std::to_string(shuffle_limit) +
+           "u; delta <<= 1) {\n" + R"glsl(    const bool upper = (lane & delta) != 0u;
+    for (uint j = 0u; j < FWHT_EPT; ++j) {
+      const float other = subgroupShuffleXor(v[j], delta);
+      v[j] = upper ? other - v[j] : v[j] + other;
+    }
+  }
+)glsl";
+    if (shuffle_limit < 32) {
+      // Distances that cross subgroups: exchange through shared memory.
+      out += "  for (uint delta = " + std::to_string(shuffle_limit) +
+             "u; delta < 32u; delta <<= 1) {\n" +
+             R"glsl(    const uint base = group * 32u * FWHT_EPT;
+    for (uint j = 0u; j < FWHT_EPT; ++j) fwht_exchange[base + lane * FWHT_EPT + j] = v[j];
+    barrier();
+    const bool upper = (lane & delta) != 0u;
+    const uint partner = base + (lane ^ delta) * FWHT_EPT;
+    for (uint j = 0u; j < FWHT_EPT; ++j) {
+      const float other = fwht_exchange[partner + j];
+      v[j] = upper ? other - v[j] : v[j] + other;
+    }
+    barrier();
+  }
+)glsl";
+    }
+    out += "}\n";
+    return out;
+  }
+};
+
+}  // namespace tessel::snippets

@@ -1,0 +1,62 @@
+// Validation rules shared by every host op, so the same rule reads the same
+// way everywhere: "<op>: <argument> = <value> <rule>".
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tessel/error.hpp"
+
+namespace tessel::kernels {
+
+constexpr bool is_power_of_two(std::uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
+
+inline void require_positive(std::string_view op, std::string_view argument, std::uint64_t value) {
+  require(value > 0, op, argument, value, "must be > 0");
+}
+
+inline void require_power_of_two(std::string_view op, std::string_view argument,
+                                 std::uint64_t value) {
+  require(is_power_of_two(value), op, argument, value, "must be a power of two");
+}
+
+inline void require_in_range(std::string_view op, std::string_view argument, std::uint64_t value,
+                             std::uint64_t low, std::uint64_t high) {
+  require(value >= low && value <= high, op, argument, value,
+          "must be in [" + std::to_string(low) + ", " + std::to_string(high) + "]");
+}
+
+// a * b * ... without silent wrap-around: sizes are computed in 64 bits and
+// an overflow is an error naming the quantity.
+inline std::uint64_t checked_product(std::string_view op, std::string_view what,
+                                     std::initializer_list<std::uint64_t> factors) {
+  std::uint64_t product = 1;
+  for (std::uint64_t f : factors) {
+    if (f != 0 && product > std::numeric_limits<std::uint64_t>::max() / f)
+      throw error(op, std::string(what) + " overflows 64 bits");
+    product *= f;
+  }
+  return product;
+}
+
+// Element count of a buffer argument must be exactly what the shape needs.
+inline void require_elements(std::string_view op, std::string_view buffer, std::uint64_t actual,
+                             std::uint64_t expected) {
+  require(actual == expected, op, std::string(buffer) + " element count", actual,
+          "must equal " + std::to_string(expected) + " for the given shape");
+}
+
+// Indices inside kernels are 32-bit: a buffer of more elements is rejected.
+inline void require_32bit_indexable(std::string_view op, std::string_view buffer,
+                                    std::uint64_t elements) {
+  require(elements <= std::numeric_limits<std::uint32_t>::max(), op,
+          std::string(buffer) + " element count", elements,
+          "must fit 32-bit indexing (<= 4294967295)");
+}
+
+}  // namespace tessel::kernels

@@ -1,0 +1,76 @@
+// The run-time catalog entry of a host op: what `tessel run`, `tessel run
+// --list` and `tessel demo` know of an op. Each kernel family's header
+// defines its entries next to its typed host op; kernels/catalog.hpp lists
+// them all.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tessel/dsl/scalar.hpp"
+#include "tessel/tensor.hpp"
+
+namespace tessel::vk {
+class context;
+}
+
+namespace tessel {
+
+// One input or output of an op: its binding name, element type, and shape in
+// terms of the op's parameters (for --list and error messages).
+struct op_argument {
+  std::string name;
+  scalar_kind kind;
+  std::string shape;  // e.g. "[num_heads, head_dim]"
+  std::string description;
+};
+
+// A named scalar parameter: a parameter-block field or an op-level option.
+struct op_parameter {
+  std::string name;
+  std::string description;
+  std::optional<double> default_value;  // nullopt: required
+};
+
+using tensor_map = std::map<std::string, tensor>;
+using parameter_map = std::map<std::string, double>;
+using reference_map = std::map<std::string, std::vector<double>>;
+
+struct op_case {
+  std::string shape;  // human-readable summary for tables ("H=8 D=256")
+  tensor_map inputs;
+  parameter_map params;
+};
+
+struct op_entry {
+  std::string name;
+  std::string description;
+  std::vector<op_argument> inputs;
+  std::vector<op_argument> outputs;
+  std::vector<op_parameter> params;
+  // Validates every input and parameter, then runs on the device. Throws
+  // tessel::error (naming the argument and the rule) before dispatching
+  // anything when the input is bad. Returns the outputs by name.
+  std::function<tensor_map(vk::context&, const tensor_map&, const parameter_map&)> run;
+  // The double-precision reference of the same outputs (same validation).
+  std::function<reference_map(const tensor_map&, const parameter_map&)> reference;
+  // Seeded random cases for the demo and tests; never all zeros.
+  std::function<std::vector<op_case>(std::uint64_t seed)> demo_cases;
+  // The tolerance the tests hold this op to: |gpu - ref| <= abs + rel * |ref|.
+  double abs_tolerance = 1e-5;
+  double rel_tolerance = 1e-5;
+};
+
+// Error of a device result against the reference.
+struct op_error {
+  double max_abs = 0;
+  double max_rel = 0;
+  std::uint64_t non_finite = 0;    // NaN/inf in the result where the reference is finite
+  std::uint64_t out_of_bound = 0;  // elements beyond abs_tolerance + rel_tolerance * |ref|
+};
+
+}  // namespace tessel

@@ -1,0 +1,68 @@
+// A host tensor: element kind, shape and little-endian bytes. The currency of
+// `tessel run`, the demo and the op catalog, where types are known only at
+// run time (.npy files).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "tessel/dsl/scalar.hpp"
+#include "tessel/error.hpp"
+
+namespace tessel {
+
+struct tensor {
+  scalar_kind kind = scalar_kind::f32;
+  std::vector<std::uint64_t> shape;
+  std::vector<std::byte> data;
+
+  static tensor zeros(scalar_kind kind, std::vector<std::uint64_t> shape) {
+    tensor t{kind, std::move(shape), {}};
+    t.data.resize(t.elements() * kind_size(kind));
+    return t;
+  }
+  template <scalar T>
+  static tensor from(std::vector<std::uint64_t> shape, std::span<const T> values) {
+    tensor t = zeros(scalar_traits<T>::kind, std::move(shape));
+    if (values.size() != t.elements())
+      throw error("tensor", "value count " + std::to_string(values.size()) +
+                                " does not match the shape's " + std::to_string(t.elements()));
+    std::memcpy(t.data.data(), values.data(), t.data.size());
+    return t;
+  }
+
+  std::uint64_t elements() const {
+    std::uint64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+  std::string shape_text() const {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+  }
+  template <scalar T>
+  std::span<T> as() {
+    check<T>();
+    return {reinterpret_cast<T*>(data.data()), static_cast<std::size_t>(elements())};
+  }
+  template <scalar T>
+  std::span<const T> as() const {
+    check<T>();
+    return {reinterpret_cast<const T*>(data.data()), static_cast<std::size_t>(elements())};
+  }
+
+ private:
+  template <scalar T>
+  void check() const {
+    if (scalar_traits<T>::kind != kind)
+      throw error("tensor", "holds " + std::string(kind_name(kind)) + ", not " +
+                                std::string(kind_name(scalar_traits<T>::kind)));
+  }
+};
+
+}  // namespace tessel
