@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs tessel's build and run dependencies from Debian 12's packages when
+# any is missing. Sourced by demo.sh and test.sh.
+set -euo pipefail
+
+tessel_packages=(
+  cmake ninja-build g++ pkg-config
+  libboost-dev libvulkan-dev libshaderc-dev glslang-dev spirv-tools glslc
+  libspirv-cross-c-shared-dev libgtest-dev
+  mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
+)
+
+missing=()
+for p in "${tessel_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "tessel: installing ${missing[*]}" >&2
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Vulkan's loader warns without a runtime directory (headless machines, CI).
+if [[ -z "${XDG_RUNTIME_DIR:-}" || ! -w "${XDG_RUNTIME_DIR}" ]]; then
+  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/tessel-runtime-$(id -u)"
+  mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
