@@ -42,7 +42,10 @@ void print_help(const subcommand& s) {
   std::cout << "\noptions:\n";
   for (const auto& o : s.options) {
     std::string left = "  --" + std::string(o.name);
-    if (!o.value_name.empty()) left += " " + std::string(o.value_name);
+    if (!o.value_name.empty()) {
+      left += ' ';
+      left += o.value_name;
+    }
     std::cout << left << std::string(left.size() < 28 ? 28 - left.size() : 1, ' ') << o.help
               << (o.repeatable ? " (repeatable)" : "") << "\n";
   }
