@@ -33,7 +33,10 @@ struct op_argument {
 struct op_parameter {
   std::string name;
   std::string description;
-  std::optional<double> default_value;  // nullopt: required
+  std::optional<double> default_value;  // nullopt: required, unless inferred_from is set
+  // Shape fields default to what the inputs' shapes say ("data.shape[0]");
+  // a given value must agree with the shape.
+  std::string inferred_from;
 };
 
 using tensor_map = std::map<std::string, tensor>;

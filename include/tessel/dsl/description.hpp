@@ -93,6 +93,17 @@ struct extent3 {
   friend constexpr bool operator==(const extent3&, const extent3&) = default;
 };
 
+// Largest grid x extent every Vulkan device supports (maxComputeWorkGroupCount).
+inline constexpr std::uint32_t max_grid_x = 65535;
+
+// A grid of `rows` workgroups: along x up to max_grid_x, then along y. Kernels
+// recover the row as gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x
+// and return when it is past the end.
+constexpr extent3 row_grid(std::uint64_t rows) {
+  if (rows <= max_grid_x) return {static_cast<std::uint32_t>(rows), 1, 1};
+  return {max_grid_x, static_cast<std::uint32_t>((rows + max_grid_x - 1) / max_grid_x), 1};
+}
+
 namespace detail {
 template <auto V>
 constexpr std::uint32_t resolve_extent(const target& t) {

@@ -16,6 +16,7 @@
 #include "tessel/dsl/description.hpp"
 #include "tessel/dsl/layout.hpp"
 #include "tessel/kernels/validate.hpp"
+#include "tessel/vk/recorder.hpp"
 
 namespace tessel::kernels {
 
@@ -101,6 +102,19 @@ inline void validate_decode_reduce(std::uint32_t nrows, std::uint32_t head_dim, 
   require_32bit_indexable(op, "partials", partials);
   require_elements(op, "partials", partials_elements, partials);
   require_elements(op, "dst", dst_elements, checked_product(op, "dst size", {nrows, head_dim}));
+}
+
+// Records the merge of `partials` (decode_partials_size floats) into `dst`
+// ([nrows, head_dim] f32).
+inline void record_decode_reduce(vk::recorder& rec, const vk::buffer<float>& partials,
+                                 const vk::buffer<float>& dst, std::uint32_t nrows,
+                                 std::uint32_t head_dim, std::uint32_t nwg) {
+  validate_decode_reduce(nrows, head_dim, nwg, partials.size(), dst.size());
+  with_head_dim<64, 128, 256, 512>("decode_reduce", head_dim, [&](auto d) {
+    const vk::spec_value spec[] = {{0, nwg}};
+    rec.dispatch<decode_reduce<decltype(d)::value>>(ReduceParams{nrows}, spec, row_grid(nrows),
+                                                    partials, dst);
+  });
 }
 
 }  // namespace tessel::kernels

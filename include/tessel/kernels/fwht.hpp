@@ -14,6 +14,7 @@
 #include "tessel/dsl/layout.hpp"
 #include "tessel/dsl/snippets.hpp"
 #include "tessel/kernels/validate.hpp"
+#include "tessel/vk/recorder.hpp"
 
 namespace tessel::kernels {
 
@@ -31,9 +32,6 @@ struct FwhtParams {
 TESSEL_PARAMS(FwhtParams, head_dim, num_heads);
 static_assert(layout<FwhtParams>::size == 8);
 static_assert(layout<FwhtParams>::matches_host);
-
-// Largest grid x extent every Vulkan device supports; rows beyond it go to y.
-inline constexpr std::uint32_t max_grid_x = 65535;
 
 // One workgroup per row: a logical group of 32 lanes, each holding D/32
 // contiguous elements (snippets::fwht_butterflies).
@@ -85,6 +83,18 @@ inline void validate_fwht(std::uint32_t num_heads, std::uint32_t head_dim, hadam
   const std::uint64_t elements = checked_product(op, "num_heads * head_dim", {num_heads, head_dim});
   require_32bit_indexable(op, "data", elements);
   require_elements(op, "data", data_elements, elements);
+}
+
+// Records the in-place rotation of `data` ([num_heads, head_dim] f32).
+// Everything is validated before anything is recorded.
+inline void record_fwht(vk::recorder& rec, const vk::buffer<float>& data, std::uint32_t num_heads,
+                        std::uint32_t head_dim, hadamard_mode mode) {
+  validate_fwht(num_heads, head_dim, mode, data.size());
+  with_head_dim<64, 128, 256, 512>("fwht", head_dim, [&](auto d) {
+    const vk::spec_value spec[] = {{0, static_cast<std::uint32_t>(mode)}};
+    rec.dispatch<fwht<decltype(d)::value>>(FwhtParams{head_dim, num_heads}, spec,
+                                           row_grid(num_heads), data);
+  });
 }
 
 }  // namespace tessel::kernels

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "tessel/error.hpp"
 
@@ -57,6 +58,23 @@ inline void require_32bit_indexable(std::string_view op, std::string_view buffer
   require(elements <= std::numeric_limits<std::uint32_t>::max(), op,
           std::string(buffer) + " element count", elements,
           "must fit 32-bit indexing (<= 4294967295)");
+}
+
+// Calls f(std::integral_constant<int, D>{}) for the D in Ds equal to
+// head_dim: the bridge from a run-time head dim to a compile-time variant.
+template <int... Ds, class F>
+void with_head_dim(std::string_view op, std::uint32_t head_dim, F&& f) {
+  bool found = false;
+  ((head_dim == static_cast<std::uint32_t>(Ds)
+        ? (f(std::integral_constant<int, Ds>{}), found = true)
+        : false),
+   ...);
+  if (!found) {
+    std::string supported;
+    ((supported += (supported.empty() ? "" : ", ") + std::to_string(Ds)), ...);
+    throw error(
+        op, "head_dim = " + std::to_string(head_dim) + " has no variant; supported: " + supported);
+  }
 }
 
 }  // namespace tessel::kernels

@@ -68,7 +68,9 @@ inline spirv compile_glsl(std::string_view variant_name, std::string_view glsl,
   shaderc::Compiler compiler;
   shaderc::CompileOptions options;
   options.SetTargetEnvironment(shaderc_target_env_vulkan, shaderc_env_version_vulkan_1_3);
-  options.SetTargetSpirv(shaderc_spirv_version_1_6);
+  // SPIR-V 1.6 makes glslang declare the workgroup size with LocalSizeId, which
+  // needs the maintenance4 feature; 1.5 keeps LocalSize and runs everywhere.
+  options.SetTargetSpirv(shaderc_spirv_version_1_5);
   if (mode == build_mode::release) {
     options.SetOptimizationLevel(shaderc_optimization_level_performance);
   } else {

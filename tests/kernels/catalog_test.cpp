@@ -1,0 +1,42 @@
+// Every op of the catalog, on its seeded demo cases, against its reference
+// with the op's stated tolerance; outputs are poisoned by the ops themselves.
+#include <gtest/gtest.h>
+
+#include "tessel/compare.hpp"
+#include "tessel/kernels/catalog.hpp"
+#include "vk/fixture.hpp"
+
+namespace {
+
+class Catalog : public tessel::test::device_test {};
+
+TEST_F(Catalog, EveryOpMatchesItsReferenceOnItsDemoCases) {
+  for (const tessel::op_entry& op : tessel::kernels::catalog()) {
+    const std::uint64_t seed = tessel::test::test_seed();
+    for (const tessel::op_case& c : op.demo_cases(seed)) {
+      SCOPED_TRACE(op.name + " " + c.shape + " seed " + std::to_string(seed));
+      const tessel::tensor_map got = op.run(ctx(), c.inputs, c.params);
+      const tessel::reference_map want = op.reference(c.inputs, c.params);
+      ASSERT_EQ(got.size(), op.outputs.size());
+      for (const tessel::op_argument& out : op.outputs) {
+        const tessel::op_error e = tessel::compare(got.at(out.name), want.at(out.name),
+                                                   op.abs_tolerance, op.rel_tolerance);
+        EXPECT_EQ(e.non_finite, 0u) << out.name;
+        EXPECT_EQ(e.out_of_bound, 0u)
+            << out.name << ": max abs " << e.max_abs << ", max rel " << e.max_rel;
+      }
+    }
+  }
+}
+
+TEST_F(Catalog, ShapeParametersMustAgreeWithTheInputs) {
+  const tessel::op_entry& fwht = tessel::kernels::catalog().front();
+  ASSERT_EQ(fwht.name, "fwht");
+  const auto c = fwht.demo_cases(1).front();
+  tessel::parameter_map params = c.params;
+  params["head_dim"] = 64;
+  EXPECT_THROW(fwht.run(ctx(), c.inputs, params), tessel::error);
+  EXPECT_THROW(fwht.run(ctx(), {}, c.params), tessel::error);
+}
+
+}  // namespace
