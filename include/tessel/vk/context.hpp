@@ -280,8 +280,8 @@ class context {
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES);
     enable13.subgroupSizeControl = f13.subgroupSizeControl;
     enable13.computeFullSubgroups = f13.computeFullSubgroups;
-    // compile_glsl targets SPIR-V 1.6, where glslang declares the workgroup
-    // size with LocalSizeId; Vulkan allows that only with maintenance4.
+    // SPIR-V 1.6 modules declare the workgroup size with LocalSizeId, which
+    // Vulkan allows only with maintenance4 (core and mandatory in 1.3).
     enable13.maintenance4 = f13.maintenance4;
     auto enable12 = structure<VkPhysicalDeviceVulkan12Features>(
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);

@@ -188,6 +188,11 @@ class pipeline_cache {
             "must be <= the device's maxComputeWorkGroupInvocations " +
                 std::to_string(target_.max_workgroup_invocations));
     require_features(traits_, variant);
+    if (variant.placement(target_) == params_placement::uniform_buffer)
+      require(variant.params->size <= traits_.max_uniform_buffer_range, variant.name,
+              "parameter block bytes", variant.params->size,
+              "must be <= the device's maxUniformBufferRange " +
+                  std::to_string(traits_.max_uniform_buffer_range));
     const spirv code = compile_variant(variant, target_);
 
     auto p = std::make_unique<pipeline>();

@@ -44,6 +44,8 @@ constexpr bool elements_match(std::index_sequence<I...>) {
 
 }  // namespace detail
 
+// A recorder is used by one thread at a time; several recorders of one
+// context may record and submit concurrently.
 class recorder {
  public:
   // Timestamps one submission can hold.
@@ -117,12 +119,10 @@ class recorder {
     vkCmdBindDescriptorSets(command_, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0,
                             nullptr);
     if (p.placement == params_placement::push_constant) {
-      std::array<std::byte, 256> padded{};
-      const std::uint32_t size = detail::push_constant_range(params.size());
-      tessel::require(size <= padded.size(), variant.name, "push constant bytes", size,
-                      "must be <= 256");
+      std::vector<std::byte> padded(detail::push_constant_range(params.size()));
       std::memcpy(padded.data(), params.data(), params.size());
-      vkCmdPushConstants(command_, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, size, padded.data());
+      vkCmdPushConstants(command_, p.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                         static_cast<std::uint32_t>(padded.size()), padded.data());
     }
     vkCmdDispatch(command_, groups.x, groups.y, groups.z);
     ++dispatches_;
