@@ -280,9 +280,6 @@ class context {
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES);
     enable13.subgroupSizeControl = f13.subgroupSizeControl;
     enable13.computeFullSubgroups = f13.computeFullSubgroups;
-    // SPIR-V 1.6 modules declare the workgroup size with LocalSizeId, which
-    // Vulkan allows only with maintenance4 (core and mandatory in 1.3).
-    enable13.maintenance4 = f13.maintenance4;
     auto enable12 = structure<VkPhysicalDeviceVulkan12Features>(
         VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES);
     enable12.shaderFloat16 = f12.shaderFloat16;
