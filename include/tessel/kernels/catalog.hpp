@@ -57,6 +57,18 @@ inline std::uint32_t integer_parameter(const parameter_map& params, std::string_
   return static_cast<std::uint32_t>(it->second);
 }
 
+// A device copy of an f32 tensor, and a tensor of a device buffer's contents.
+inline vk::buffer<float> upload_f32(vk::context& ctx, const tensor& t) {
+  vk::buffer<float> buffer(ctx, t.elements());
+  buffer.upload(t.as<float>());
+  return buffer;
+}
+
+inline tensor download_f32(const vk::buffer<float>& buffer, std::vector<std::uint64_t> shape) {
+  const std::vector<float> values = buffer.download();
+  return tensor::from<float>(std::move(shape), std::span<const float>(values));
+}
+
 inline tensor random_f32(std::vector<std::uint64_t> shape, std::mt19937_64& rng, float low,
                          float high) {
   tensor t = tensor::zeros(scalar_kind::f32, std::move(shape));
@@ -86,13 +98,11 @@ inline op_entry fwht_entry() {
     const auto [num_heads, head_dim, mode] = shape(in, p);
     const tensor& data = in.at("data");
     validate_fwht(num_heads, head_dim, mode, data.elements());
-    vk::buffer<float> buffer(ctx, data.elements());
-    buffer.upload(data.as<float>());
+    const vk::buffer<float> buffer = upload_f32(ctx, data);
     vk::recorder rec(ctx);
     record_fwht(rec, buffer, num_heads, head_dim, mode);
     rec.submit_and_wait();
-    const std::vector<float> result = buffer.download();
-    return tensor_map{{"data", tensor::from<float>(data.shape, std::span<const float>(result))}};
+    return tensor_map{{"data", download_f32(buffer, data.shape)}};
   };
   e.reference = [shape](const tensor_map& in, const parameter_map& p) {
     const auto [num_heads, head_dim, mode] = shape(in, p);
@@ -144,16 +154,13 @@ inline op_entry decode_reduce_entry() {
     const tensor& partials = in.at("partials");
     const std::uint64_t rows_out = std::uint64_t{nrows} * head_dim;
     validate_decode_reduce(nrows, head_dim, nwg, partials.elements(), rows_out);
-    vk::buffer<float> partial_buffer(ctx, partials.elements());
-    partial_buffer.upload(partials.as<float>());
+    const vk::buffer<float> partial_buffer = upload_f32(ctx, partials);
     vk::buffer<float> dst(ctx, rows_out);
     dst.fill(std::nanf(""));
     vk::recorder rec(ctx);
     record_decode_reduce(rec, partial_buffer, dst, nrows, head_dim, nwg);
     rec.submit_and_wait();
-    const std::vector<float> result = dst.download();
-    return tensor_map{
-        {"dst", tensor::from<float>({nrows, head_dim}, std::span<const float>(result))}};
+    return tensor_map{{"dst", download_f32(dst, {nrows, head_dim})}};
   };
   e.reference = [shape](const tensor_map& in, const parameter_map& p) {
     const auto [nrows, head_dim, nwg] = shape(in, p);
