@@ -35,11 +35,6 @@ struct target {
   feature features = feature::none;
 
   constexpr bool has_coopmat() const { return coopmat_shape_count != 0; }
-  constexpr bool supports(coopmat_shape s) const {
-    for (std::uint32_t i = 0; i < coopmat_shape_count; ++i)
-      if (coopmat_shapes[i] == s) return true;
-    return false;
-  }
   friend constexpr bool operator==(const target&, const target&) = default;
 };
 

@@ -66,11 +66,6 @@ struct variant_info {
     return shared_bytes(t) <= t.shared_memory_bytes &&
            workgroup(t).count() <= t.max_workgroup_invocations;
   }
-  std::optional<std::size_t> binding_index(std::string_view binding_name) const {
-    for (std::size_t i = 0; i < bindings.size(); ++i)
-      if (bindings[i].name == binding_name) return i;
-    return std::nullopt;
-  }
 };
 
 namespace detail {

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,11 +48,15 @@ inline std::uint32_t shape_parameter(const parameter_map& params, std::string_vi
   return static_cast<std::uint32_t>(from_shape);
 }
 
-// A non-negative integer parameter.
+// A non-negative integer parameter; required when there is no fallback.
 inline std::uint32_t integer_parameter(const parameter_map& params, std::string_view op,
-                                       const std::string& name, std::uint32_t fallback) {
+                                       const std::string& name,
+                                       std::optional<std::uint32_t> fallback = std::nullopt) {
   const auto it = params.find(name);
-  if (it == params.end()) return fallback;
+  if (it == params.end()) {
+    if (!fallback) throw error(op, "parameter " + name + " is missing");
+    return *fallback;
+  }
   require(it->second >= 0 && it->second <= UINT32_MAX && std::floor(it->second) == it->second, op,
           name, it->second, "must be a non-negative integer");
   return static_cast<std::uint32_t>(it->second);
@@ -142,12 +147,9 @@ inline op_entry decode_reduce_entry() {
               {"nwg", "partials per row, 1..64", std::nullopt, ""}};
   auto shape = [](const tensor_map& in, const parameter_map& p) {
     input(in, "decode_reduce", "partials", scalar_kind::f32, 1);
-    for (const char* name : {"nrows", "head_dim", "nwg"})
-      if (!p.contains(name))
-        throw error("decode_reduce", std::string("parameter ") + name + " is missing");
-    return std::tuple{integer_parameter(p, "decode_reduce", "nrows", 0),
-                      integer_parameter(p, "decode_reduce", "head_dim", 0),
-                      integer_parameter(p, "decode_reduce", "nwg", 0)};
+    return std::tuple{integer_parameter(p, "decode_reduce", "nrows"),
+                      integer_parameter(p, "decode_reduce", "head_dim"),
+                      integer_parameter(p, "decode_reduce", "nwg")};
   };
   e.run = [shape](vk::context& ctx, const tensor_map& in, const parameter_map& p) {
     const auto [nrows, head_dim, nwg] = shape(in, p);

@@ -13,17 +13,8 @@
 
 namespace tessel::kernels {
 
-constexpr bool is_power_of_two(std::uint64_t v) {
-  return v != 0 && (v & (v - 1)) == 0;
-}
-
 inline void require_positive(std::string_view op, std::string_view argument, std::uint64_t value) {
   require(value > 0, op, argument, value, "must be > 0");
-}
-
-inline void require_power_of_two(std::string_view op, std::string_view argument,
-                                 std::uint64_t value) {
-  require(is_power_of_two(value), op, argument, value, "must be a power of two");
 }
 
 inline void require_in_range(std::string_view op, std::string_view argument, std::uint64_t value,
