@@ -38,22 +38,39 @@ constexpr std::string_view access_name(access a) {
   return a == access::read ? "in" : a == access::write ? "out" : "inout";
 }
 
+namespace detail {
+template <class Element, class Wide>
+constexpr bool whole_elements() {
+  if constexpr (std::is_void_v<Wide>) {
+    return true;
+  } else {
+    return sizeof(Wide) % sizeof(Element) == 0;
+  }
+}
+}  // namespace detail
+
 // A storage buffer of `Element`s, bound at its position in `bindings<...>`.
-template <fixed_string Name, class Element, access Mode>
+// `Wide` (optional, a vec<u32, N> or u32) declares a second GLSL view of the
+// same binding, `<name>_wide[]`, for vector loads of packed data: f16 rows
+// read 8 at a time as uvec4. The host still passes a buffer of `Element`s.
+template <fixed_string Name, class Element, access Mode, class Wide = void>
 requires scalar<Element>
 struct buffer_binding {
   static constexpr std::string_view name = Name.view();
   static constexpr fixed_string name_literal = Name;
   using element = Element;
+  using wide = Wide;
   static constexpr access mode = Mode;
+  static_assert(detail::whole_elements<Element, Wide>(),
+                "tessel: a wide view must hold a whole number of elements");
 };
 
-template <fixed_string Name, class Element>
-using in = buffer_binding<Name, Element, access::read>;
-template <fixed_string Name, class Element>
-using out = buffer_binding<Name, Element, access::write>;
-template <fixed_string Name, class Element>
-using inout = buffer_binding<Name, Element, access::read_write>;
+template <fixed_string Name, class Element, class Wide = void>
+using in = buffer_binding<Name, Element, access::read, Wide>;
+template <fixed_string Name, class Element, class Wide = void>
+using out = buffer_binding<Name, Element, access::write, Wide>;
+template <fixed_string Name, class Element, class Wide = void>
+using inout = buffer_binding<Name, Element, access::read_write, Wide>;
 
 template <class... Buffers>
 struct bindings {

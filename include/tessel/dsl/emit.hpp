@@ -217,10 +217,15 @@ std::string emit(const target& t) {
     const std::string qualifier = B::mode == access::read    ? " readonly"
                                   : B::mode == access::write ? " writeonly"
                                                              : "";
-    out += "layout(set = 0, binding = " + std::to_string(binding++) + ", std430) restrict" +
-           qualifier + " buffer " + std::string(B::name) + "_buffer { " +
+    const std::string prefix =
+        "layout(set = 0, binding = " + std::to_string(binding++) + ", std430) restrict" + qualifier;
+    out += prefix + " buffer " + std::string(B::name) + "_buffer { " +
            std::string(scalar_traits<typename B::element>::glsl) + " " + std::string(B::name) +
            "[]; };\n";
+    if constexpr (!std::is_void_v<typename B::wide>)
+      out += prefix + " buffer " + std::string(B::name) + "_wide_buffer { " +
+             detail::type_layout<typename B::wide, layout_rule::std430>::glsl() + " " +
+             std::string(B::name) + "_wide[]; };\n";
   });
   out += '\n';
 

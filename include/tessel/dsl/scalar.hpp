@@ -84,6 +84,7 @@ enum class extension : std::uint32_t {
   subgroup_shuffle = 1u << 8,
   cooperative_matrix_nv = 1u << 9,
   scalar_block_layout = 1u << 10,
+  control_flow_attributes = 1u << 11,  // [[unroll]]
 };
 constexpr extension operator|(extension a, extension b) {
   return static_cast<extension>(static_cast<std::uint32_t>(a) | static_cast<std::uint32_t>(b));
@@ -120,6 +121,7 @@ inline constexpr extension_name extension_names[] = {
     {extension::subgroup_shuffle, "GL_KHR_shader_subgroup_shuffle", feature::subgroup_arithmetic},
     {extension::cooperative_matrix_nv, "GL_NV_cooperative_matrix", feature::cooperative_matrix_nv},
     {extension::scalar_block_layout, "GL_EXT_scalar_block_layout", feature::none},
+    {extension::control_flow_attributes, "GL_EXT_control_flow_attributes", feature::none},
 };
 
 // The runtime tag of an element type (used by type-erased views, .npy I/O and

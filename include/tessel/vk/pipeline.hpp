@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -37,6 +38,11 @@ namespace tessel::vk {
 struct spec_value {
   std::uint32_t id = 0;
   std::uint32_t bits = 0;
+
+  // The value of a float constant, by its bits.
+  static constexpr spec_value of_float(std::uint32_t id, float value) {
+    return {id, std::bit_cast<std::uint32_t>(value)};
+  }
 };
 
 struct pipeline {

@@ -107,14 +107,7 @@ class recorder {
     vkUpdateDescriptorSets(device_, static_cast<std::uint32_t>(writes.size()), writes.data(), 0,
                            nullptr);
 
-    if (dispatches_ != 0) {
-      auto barrier = structure<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
-      barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT;
-      barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT;
-      vkCmdPipelineBarrier(command_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                           VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, nullptr, 0,
-                           nullptr);
-    }
+    order_after_previous_commands();
     vkCmdBindPipeline(command_, VK_PIPELINE_BIND_POINT_COMPUTE, p.handle);
     vkCmdBindDescriptorSets(command_, VK_PIPELINE_BIND_POINT_COMPUTE, p.layout, 0, 1, &set, 0,
                             nullptr);
@@ -127,6 +120,21 @@ class recorder {
     vkCmdDispatch(command_, groups.x, groups.y, groups.z);
     ++dispatches_;
   }
+
+  // Records a device-to-device copy of src into dst (same byte count), ordered
+  // after everything recorded before it. Benchmarks use it to measure the
+  // memory bandwidth that bounds memory-bound kernels.
+  void copy(const buffer_view& src, const buffer_view& dst) {
+    tessel::require(src.bytes == dst.bytes, "copy", "dst bytes", dst.bytes,
+                    "must equal src bytes " + std::to_string(src.bytes));
+    begin();
+    order_after_previous_commands();
+    const VkBufferCopy region{src.offset, dst.offset, src.bytes};
+    vkCmdCopyBuffer(command_, src.buffer, dst.buffer, 1, &region);
+  }
+
+  // The device this recorder submits to.
+  const device_traits& device() const { return ctx_->device(); }
 
   // The typed front end: binding element types and the parameter block are
   // checked at compile time against description D.
@@ -238,6 +246,19 @@ class recorder {
                       "must be in 1.." + std::to_string(limit[a]) + " (maxComputeWorkGroupCount)");
   }
 
+  // Each command reads what the commands before it wrote: dispatches and
+  // copies in one submission run one after the other.
+  void order_after_previous_commands() {
+    if (commands_++ == 0) return;
+    auto barrier = structure<VkMemoryBarrier>(VK_STRUCTURE_TYPE_MEMORY_BARRIER);
+    barrier.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    barrier.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                            VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+    constexpr VkPipelineStageFlags stages =
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vkCmdPipelineBarrier(command_, stages, stages, 0, 1, &barrier, 0, nullptr, 0, nullptr);
+  }
+
   void begin() {
     if (recording_) return;
     auto info = structure<VkCommandBufferBeginInfo>(VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO);
@@ -331,6 +352,7 @@ class recorder {
     if (uniforms_.size() > 1) uniforms_.erase(uniforms_.begin(), uniforms_.end() - 1);
     uniform_used_ = 0;
     dispatches_ = 0;
+    commands_ = 0;
     timestamps_ = 0;
     check(vkResetCommandPool(device_, command_pool_, 0), "vkResetCommandPool");
   }
@@ -359,6 +381,7 @@ class recorder {
   std::vector<memory_buffer> uniforms_;
   std::uint64_t uniform_used_ = 0;
   std::uint32_t dispatches_ = 0;
+  std::uint32_t commands_ = 0;  // dispatches and copies, for the barriers between them
   std::uint32_t timestamps_ = 0;
   bool recording_ = false;
   std::vector<std::uint64_t> results_;
