@@ -29,7 +29,7 @@ static_assert(layout<ReduceParams>::size == 4);
 static_assert(layout<ReduceParams>::matches_host);
 
 // Largest NWG the reduce accepts (the weights live in shared memory).
-inline constexpr std::uint32_t max_decode_nwg = 64;
+inline constexpr std::uint32_t max_decode_nwg = 256;
 
 // Float count of the partials buffer for nrows rows, head_dim and nwg.
 constexpr std::uint64_t decode_partials_size(std::uint64_t nrows, std::uint64_t head_dim,
@@ -91,29 +91,47 @@ void main() {
 using decode_reduce_variants =
     variant_list<decode_reduce<64>, decode_reduce<128>, decode_reduce<256>, decode_reduce<512>>;
 
-inline void validate_decode_reduce(std::uint32_t nrows, std::uint32_t head_dim, std::uint32_t nwg,
-                                   std::uint64_t partials_elements, std::uint64_t dst_elements) {
+// The reduce's shape rules for a variant of head dim `head_dim`.
+inline void validate_decode_reduce_shape(std::uint32_t nrows, std::uint32_t head_dim,
+                                         std::uint32_t nwg, std::uint64_t partials_elements,
+                                         std::uint64_t dst_elements) {
   constexpr std::string_view op = "decode_reduce";
-  require(head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512, op, "head_dim",
-          head_dim, "must be 64, 128, 256 or 512");
   require_positive(op, "nrows", nrows);
   require_in_range(op, "nwg", nwg, 1, max_decode_nwg);
   const std::uint64_t partials = checked_product(op, "partials size", {nrows, nwg, head_dim + 2u});
   require_32bit_indexable(op, "partials", partials);
-  require_elements(op, "partials", partials_elements, partials);
+  // A scratch buffer sized for a larger split may be reused.
+  require(partials_elements >= partials, op, "partials element count", partials_elements,
+          "must be >= " + std::to_string(partials) + " for the given shape");
   require_elements(op, "dst", dst_elements, checked_product(op, "dst size", {nrows, head_dim}));
 }
 
-// Records the merge of `partials` (decode_partials_size floats) into `dst`
-// ([nrows, head_dim] f32).
+// The same, and the head dim is one tessel ships.
+inline void validate_decode_reduce(std::uint32_t nrows, std::uint32_t head_dim, std::uint32_t nwg,
+                                   std::uint64_t partials_elements, std::uint64_t dst_elements) {
+  require(head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512, "decode_reduce",
+          "head_dim", head_dim, "must be 64, 128, 256 or 512");
+  validate_decode_reduce_shape(nrows, head_dim, nwg, partials_elements, dst_elements);
+}
+
+// Records the merge of `partials` (at least decode_partials_size floats)
+// into `dst` ([nrows, D] f32) with the decode_reduce<D> variant.
+template <int D>
+void record_decode_reduce_for(vk::recorder& rec, const vk::buffer<float>& partials,
+                              const vk::buffer<float>& dst, std::uint32_t nrows,
+                              std::uint32_t nwg) {
+  validate_decode_reduce_shape(nrows, D, nwg, partials.size(), dst.size());
+  const vk::spec_value spec[] = {{0, nwg}};
+  rec.dispatch<decode_reduce<D>>(ReduceParams{nrows}, spec, row_grid(nrows), partials, dst);
+}
+
+// The same for a run-time head dim among the shipped variants.
 inline void record_decode_reduce(vk::recorder& rec, const vk::buffer<float>& partials,
                                  const vk::buffer<float>& dst, std::uint32_t nrows,
                                  std::uint32_t head_dim, std::uint32_t nwg) {
   validate_decode_reduce(nrows, head_dim, nwg, partials.size(), dst.size());
   with_head_dim<64, 128, 256, 512>("decode_reduce", head_dim, [&](auto d) {
-    const vk::spec_value spec[] = {{0, nwg}};
-    rec.dispatch<decode_reduce<decltype(d)::value>>(ReduceParams{nrows}, spec, row_grid(nrows),
-                                                    partials, dst);
+    record_decode_reduce_for<decltype(d)::value>(rec, partials, dst, nrows, nwg);
   });
 }
 
