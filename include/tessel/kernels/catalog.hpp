@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "tessel/kernels/decode_f16.hpp"
 #include "tessel/kernels/decode_reduce.hpp"
 #include "tessel/kernels/fwht.hpp"
 #include "tessel/op.hpp"
+#include "tessel/reference/decode_f16.hpp"
 #include "tessel/reference/decode_reduce.hpp"
 #include "tessel/reference/fwht.hpp"
 #include "tessel/tensor.hpp"
@@ -62,10 +64,11 @@ inline std::uint32_t integer_parameter(const parameter_map& params, std::string_
   return static_cast<std::uint32_t>(it->second);
 }
 
-// A device copy of an f32 tensor, and a tensor of a device buffer's contents.
-inline vk::buffer<float> upload_f32(vk::context& ctx, const tensor& t) {
-  vk::buffer<float> buffer(ctx, t.elements());
-  buffer.upload(t.as<float>());
+// A device copy of a tensor of Ts, and a tensor of a device buffer's contents.
+template <scalar T>
+vk::buffer<T> upload(vk::context& ctx, const tensor& t) {
+  vk::buffer<T> buffer(ctx, t.elements());
+  buffer.upload(t.as<T>());
   return buffer;
 }
 
@@ -103,7 +106,7 @@ inline op_entry fwht_entry() {
     const auto [num_heads, head_dim, mode] = shape(in, p);
     const tensor& data = in.at("data");
     validate_fwht(num_heads, head_dim, mode, data.elements());
-    const vk::buffer<float> buffer = upload_f32(ctx, data);
+    const vk::buffer<float> buffer = upload<float>(ctx, data);
     vk::recorder rec(ctx);
     record_fwht(rec, buffer, num_heads, head_dim, mode);
     rec.submit_and_wait();
@@ -144,7 +147,7 @@ inline op_entry decode_reduce_entry() {
   e.outputs = {{"dst", scalar_kind::f32, "[nrows, head_dim]", "merged rows"}};
   e.params = {{"nrows", "query rows (heads x sequences)", std::nullopt, ""},
               {"head_dim", "64, 128, 256 or 512", std::nullopt, ""},
-              {"nwg", "partials per row, 1..64", std::nullopt, ""}};
+              {"nwg", "partials per row, 1..256", std::nullopt, ""}};
   auto shape = [](const tensor_map& in, const parameter_map& p) {
     input(in, "decode_reduce", "partials", scalar_kind::f32, 1);
     return std::tuple{integer_parameter(p, "decode_reduce", "nrows"),
@@ -156,7 +159,7 @@ inline op_entry decode_reduce_entry() {
     const tensor& partials = in.at("partials");
     const std::uint64_t rows_out = std::uint64_t{nrows} * head_dim;
     validate_decode_reduce(nrows, head_dim, nwg, partials.elements(), rows_out);
-    const vk::buffer<float> partial_buffer = upload_f32(ctx, partials);
+    const vk::buffer<float> partial_buffer = upload<float>(ctx, partials);
     vk::buffer<float> dst(ctx, rows_out);
     dst.fill(std::nanf(""));
     vk::recorder rec(ctx);
@@ -208,11 +211,127 @@ inline op_entry decode_reduce_entry() {
   return e;
 }
 
+inline tensor random_f16(std::vector<std::uint64_t> shape, std::mt19937_64& rng, float low,
+                         float high) {
+  tensor t = tensor::zeros(scalar_kind::f16, std::move(shape));
+  std::uniform_real_distribution<float> dist(low, high);
+  for (f16& x : t.as<f16>()) x = to_f16(dist(rng));
+  return t;
+}
+
+// A float parameter, with its default.
+inline float float_parameter(const parameter_map& params, std::string_view op,
+                             const std::string& name, float fallback) {
+  const auto it = params.find(name);
+  if (it == params.end()) return fallback;
+  require(std::isfinite(it->second), op, name, it->second, "must be finite");
+  return static_cast<float>(it->second);
+}
+
+inline op_entry decode_f16_entry() {
+  op_entry e;
+  e.name = "decode_f16";
+  e.description =
+      "Decode attention of one query per head over an f16 KV cache: GQA, causal / sliding-window "
+      "masks, ring-buffer caches, optional logit softcap, split over NWG workgroups per head.";
+  e.inputs = {
+      {"q", scalar_kind::f32, "[batch, num_heads, head_dim]", "queries"},
+      {"keys", scalar_kind::f16, "[batch, num_kv_heads, kv_capacity, head_dim]", "K cache"},
+      {"values", scalar_kind::f16, "[batch, num_kv_heads, kv_capacity, head_dim]", "V cache"}};
+  e.outputs = {{"out", scalar_kind::f32, "[batch, num_heads, head_dim]", "attention output"}};
+  e.params = {{"kv_seq_len", "cached positions, 1..kv_capacity", std::nullopt, "keys.shape[2]"},
+              {"mask", "0 none, 1 causal, 2 sliding window", 0.0, ""},
+              {"sliding_window", "newest keys attended with mask 2", 0.0, ""},
+              {"ring_start", "slot of the oldest entry of a wrapped ring", 0.0, ""},
+              {"scale", "softmax scale; 0 = 1/sqrt(head_dim)", 0.0, ""},
+              {"softcap", "logit soft cap; 0 = off", 0.0, ""},
+              {"nwg", "slices per head; 0 = chosen for the device", 0.0, ""}};
+  auto arguments = [](const tensor_map& in, const parameter_map& p) {
+    constexpr std::string_view op = "decode_f16";
+    const tensor& q = input(in, op, "q", scalar_kind::f32, 3);
+    const tensor& keys = input(in, op, "keys", scalar_kind::f16, 4);
+    const tensor& values = input(in, op, "values", scalar_kind::f16, 4);
+    require(values.shape == keys.shape, op, "values shape", values.shape_text(),
+            "must equal keys shape " + keys.shape_text());
+    decode_f16_args a;
+    a.batch = shape_parameter(p, op, "batch", q.shape[0]);
+    a.num_heads = shape_parameter(p, op, "num_heads", q.shape[1]);
+    a.head_dim = shape_parameter(p, op, "head_dim", q.shape[2]);
+    require(keys.shape[0] == q.shape[0] && keys.shape[3] == q.shape[2], op, "keys shape",
+            keys.shape_text(), "must be [batch, num_kv_heads, kv_capacity, head_dim] of q");
+    a.num_kv_heads = shape_parameter(p, op, "num_kv_heads", keys.shape[1]);
+    a.kv_capacity = shape_parameter(p, op, "kv_capacity", keys.shape[2]);
+    a.kv_seq_len = integer_parameter(p, op, "kv_seq_len", a.kv_capacity);
+    a.mask = static_cast<decode_mask>(integer_parameter(p, op, "mask", 0));
+    a.sliding_window = integer_parameter(p, op, "sliding_window", 0);
+    a.ring_start = integer_parameter(p, op, "ring_start", 0);
+    a.scale = float_parameter(p, op, "scale", 0);
+    a.softcap = float_parameter(p, op, "softcap", 0);
+    a.nwg = integer_parameter(p, op, "nwg", 0);
+    return a;
+  };
+  e.run = [arguments](vk::context& ctx, const tensor_map& in, const parameter_map& p) {
+    const decode_f16_args a = arguments(in, p);
+    const decode_plan plan = plan_decode_f16(ctx.device(), a);
+    const vk::buffer<float> q = upload<float>(ctx, in.at("q"));
+    const vk::buffer<f16> keys = upload<f16>(ctx, in.at("keys"));
+    const vk::buffer<f16> values = upload<f16>(ctx, in.at("values"));
+    vk::buffer<float> out(ctx, q.size());
+    out.fill(std::nanf(""));
+    std::optional<vk::buffer<float>> scratch;
+    if (plan.scratch_floats) scratch.emplace(ctx, plan.scratch_floats);
+    vk::recorder rec(ctx);
+    record_decode_f16(rec, q, keys, values, out, scratch ? &*scratch : nullptr, a);
+    rec.submit_and_wait();
+    return tensor_map{{"out", download_f32(out, in.at("q").shape)}};
+  };
+  e.reference = [arguments](const tensor_map& in, const parameter_map& p) {
+    const decode_f16_args a = arguments(in, p);
+    return reference_map{
+        {"out", reference::decode_f16(in.at("q").as<float>(), in.at("keys").as<f16>(),
+                                      in.at("values").as<f16>(), a)}};
+  };
+  e.demo_cases = [](std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    struct demo_shape {
+      std::uint32_t batch, heads, kv_heads, dim, seq, capacity, mask, window, ring;
+      float softcap;
+    };
+    std::vector<op_case> cases;
+    for (const demo_shape s : {demo_shape{1, 16, 8, 256, 1000, 1024, 1, 0, 0, 0},
+                               {1, 16, 2, 512, 777, 777, 0, 0, 300, 0},
+                               {2, 32, 8, 128, 300, 320, 2, 128, 0, 0},
+                               {1, 8, 8, 64, 129, 160, 0, 0, 0, 30.0f}}) {
+      op_case c;
+      c.shape = "B=" + std::to_string(s.batch) + " H=" + std::to_string(s.heads) +
+                " Hkv=" + std::to_string(s.kv_heads) + " D=" + std::to_string(s.dim) +
+                " L=" + std::to_string(s.seq) + (s.mask == 2 ? " window" : "") +
+                (s.ring ? " ring" : "") + (s.softcap > 0 ? " softcap" : "");
+      c.inputs = {
+          {"q", random_f32({s.batch, s.heads, s.dim}, rng, -1.0f, 1.0f)},
+          {"keys", random_f16({s.batch, s.kv_heads, s.capacity, s.dim}, rng, -1.0f, 1.0f)},
+          {"values", random_f16({s.batch, s.kv_heads, s.capacity, s.dim}, rng, -1.0f, 1.0f)}};
+      c.params = {{"kv_seq_len", double(s.seq)},
+                  {"mask", double(s.mask)},
+                  {"sliding_window", double(s.window)},
+                  {"ring_start", double(s.ring)},
+                  {"softcap", double(s.softcap)}};
+      cases.push_back(std::move(c));
+    }
+    return cases;
+  };
+  // f32 dot products and exp against double (see tests/kernels/decode_f16_test.cpp).
+  e.abs_tolerance = 2e-6;
+  e.rel_tolerance = 2e-5;
+  return e;
+}
+
 }  // namespace detail
 
 // Every op, in a stable order.
 inline const std::vector<op_entry>& catalog() {
-  static const std::vector<op_entry> entries{detail::fwht_entry(), detail::decode_reduce_entry()};
+  static const std::vector<op_entry> entries{detail::fwht_entry(), detail::decode_reduce_entry(),
+                                             detail::decode_f16_entry()};
   return entries;
 }
 

@@ -13,7 +13,7 @@
 
 namespace tessel::kernels {
 
-using registry = join_variants_t<fwht_variants, decode_reduce_variants>;
+using registry = join_variants_t<fwht_variants, decode_reduce_variants, decode_f16_variants>;
 
 inline std::vector<const variant_info*> all_variants() {
   return registry::infos();
