@@ -94,8 +94,7 @@ using decode_reduce_variants =
 inline void validate_decode_reduce(std::uint32_t nrows, std::uint32_t head_dim, std::uint32_t nwg,
                                    std::uint64_t partials_elements, std::uint64_t dst_elements) {
   constexpr std::string_view op = "decode_reduce";
-  require(head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512, op, "head_dim",
-          head_dim, "must be 64, 128, 256 or 512");
+  require_one_of(op, "head_dim", head_dim, {64, 128, 256, 512});
   require_positive(op, "nrows", nrows);
   require_in_range(op, "nwg", nwg, 1, max_decode_nwg);
   const std::uint64_t partials = checked_product(op, "partials size", {nrows, nwg, head_dim + 2u});
