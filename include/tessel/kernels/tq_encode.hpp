@@ -19,6 +19,7 @@
 
 #include <bit>
 #include <cstdint>
+#include <numbers>
 #include <string_view>
 
 #include "tessel/dsl/description.hpp"
@@ -72,9 +73,8 @@ struct tq_encode {
   // Lanes sharing a norm block: D = 512 has two blocks, one per half-group.
   static constexpr std::uint32_t norm_lanes = D > static_cast<int>(tq_norm_block) ? 16 : 32;
   // sqrt(D) for a power of two: 2^(k/2), times sqrt(2) when k is odd.
-  static constexpr double sqrt_d =
-      double(1u << (std::countr_zero(unsigned(D)) / 2)) *
-      (std::countr_zero(unsigned(D)) % 2 ? 1.4142135623730950488 : 1.0);
+  static constexpr double sqrt_d = double(1u << (std::countr_zero(unsigned(D)) / 2)) *
+                                   (std::countr_zero(unsigned(D)) % 2 ? std::numbers::sqrt2 : 1.0);
   using params = TqEncodeParams;
   using bindings =
       tessel::bindings<in<"src", float>, out<"codes", std::uint32_t>, out<"norms", float>>;
