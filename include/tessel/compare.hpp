@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -29,6 +30,11 @@ inline double widen(f16 v) {
 }
 inline double widen(bf16 v) {
   return to_float(v);
+}
+// Integer results (codes, indices) are exact in double.
+template <std::integral T>
+double widen(T v) {
+  return static_cast<double>(v);
 }
 
 template <class T>
@@ -72,9 +78,13 @@ inline op_error compare(const tensor& got, const std::vector<double>& want, doub
       return detail::compare_values(got.as<f16>(), want, abs_tol, rel_tol);
     case scalar_kind::bf16:
       return detail::compare_values(got.as<bf16>(), want, abs_tol, rel_tol);
+    case scalar_kind::u8:
+      return detail::compare_values(got.as<std::uint8_t>(), want, abs_tol, rel_tol);
+    case scalar_kind::u32:
+      return detail::compare_values(got.as<std::uint32_t>(), want, abs_tol, rel_tol);
     default:
       throw error("compare", "result element type " + std::string(kind_name(got.kind)) +
-                                 " is not f32, f16 or bf16");
+                                 " is not f32, f16, bf16, u8 or u32");
   }
 }
 

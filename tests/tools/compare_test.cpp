@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -69,9 +70,21 @@ TEST(Compare, HalfPrecisionResults) {
   EXPECT_NEAR(e.max_rel, 0.2 / 100.2, 1e-9);
 }
 
-TEST(Compare, RejectsCountMismatchAndIntegerResults) {
+// Codes and indices: u8 and u32 results compare as exact integers.
+TEST(Compare, IntegerResults) {
+  const std::vector<std::uint8_t> bytes = {0, 17, 255};
+  auto e = tessel::compare(tensor::from<std::uint8_t>({3}, std::span(bytes)), {0, 17, 255}, 0, 0);
+  EXPECT_TRUE(tessel::within_tolerance(e));
+  e = tessel::compare(tensor::from<std::uint8_t>({3}, std::span(bytes)), {0, 16, 255}, 1e-6, 1e-5);
+  EXPECT_EQ(e.out_of_bound, 1u);
+  const std::vector<std::uint32_t> words = {0xFFFFFFFFu};
+  e = tessel::compare(tensor::from<std::uint32_t>({1}, std::span(words)), {4294967295.0}, 0, 0);
+  EXPECT_TRUE(tessel::within_tolerance(e));
+}
+
+TEST(Compare, RejectsCountMismatchAndWideIntegerResults) {
   EXPECT_THROW(tessel::compare(f32s({1, 2}), {1}, 0, 0), tessel::error);
-  EXPECT_THROW(tessel::compare(tensor::zeros(scalar_kind::u32, {1}), {0}, 0, 0), tessel::error);
+  EXPECT_THROW(tessel::compare(tensor::zeros(scalar_kind::u64, {1}), {0}, 0, 0), tessel::error);
 }
 
 }  // namespace

@@ -125,4 +125,42 @@ void fwht_group(inout float v[FWHT_EPT], uint group, uint lane) {
   }
 };
 
+// The sum of `value` over an aligned cluster of `width` lanes (a power of two
+// up to 32) of a logical group of 32 lanes, for every lane of the cluster;
+// the lanes of a cluster get bit-identical results (each adds the same terms
+// in the same order up to commutation). Shuffles inside the target's
+// subgroup, shared memory across subgroups (lavapipe's 8 lanes). Must be
+// called by all 32 lanes of the group in uniform control flow with a uniform
+// `width`; the including kernel defines GROUP_SUM_GROUPS (logical groups per
+// workgroup, each 32 consecutive invocations).
+struct group_sum {
+  static constexpr extension extensions = extension::subgroup_basic | extension::subgroup_shuffle;
+  static std::string glsl(const target& t) {
+    const std::uint32_t shuffle_limit = t.subgroup_size < 32 ? t.subgroup_size : 32;
+    std::string out = "const uint GROUP_SUM_SHUFFLE_LIMIT = " + std::to_string(shuffle_limit) +
+                      "u;\n" + R"glsl(shared float group_sum_exchange[GROUP_SUM_GROUPS * 32];
+
+float group_sum(float value, uint group, uint lane, uint width) {
+  for (uint delta = 1u; delta < min(width, GROUP_SUM_SHUFFLE_LIMIT); delta <<= 1)
+    value += subgroupShuffleXor(value, delta);
+)glsl";
+    if (shuffle_limit < 32) {
+      // Clusters wider than a subgroup: every lane adds the subgroups' partial
+      // sums in the same order.
+      out += R"glsl(  if (width > GROUP_SUM_SHUFFLE_LIMIT) {
+    const uint base = group * 32u;
+    group_sum_exchange[base + lane] = value;
+    barrier();
+    const uint cluster = base + (lane & ~(width - 1u));
+    float total = 0.0;
+    for (uint k = 0u; k < width; k += GROUP_SUM_SHUFFLE_LIMIT) total += group_sum_exchange[cluster + k];
+    barrier();
+    value = total;
+  }
+)glsl";
+    }
+    return out + "  return value;\n}\n";
+  }
+};
+
 }  // namespace tessel::snippets

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <random>
 #include <string>
@@ -13,10 +14,12 @@
 #include "tessel/kernels/decode_f16.hpp"
 #include "tessel/kernels/decode_reduce.hpp"
 #include "tessel/kernels/fwht.hpp"
+#include "tessel/kernels/tq_encode.hpp"
 #include "tessel/op.hpp"
 #include "tessel/reference/decode_f16.hpp"
 #include "tessel/reference/decode_reduce.hpp"
 #include "tessel/reference/fwht.hpp"
+#include "tessel/reference/turboquant.hpp"
 #include "tessel/tensor.hpp"
 #include "tessel/vk/buffer.hpp"
 #include "tessel/vk/context.hpp"
@@ -62,6 +65,14 @@ inline std::uint32_t integer_parameter(const parameter_map& params, std::string_
   require(it->second >= 0 && it->second <= UINT32_MAX && std::floor(it->second) == it->second, op,
           name, it->second, "must be a non-negative integer");
   return static_cast<std::uint32_t>(it->second);
+}
+
+// A 0/1 parameter.
+inline bool flag_parameter(const parameter_map& params, std::string_view op,
+                           const std::string& name, bool fallback) {
+  const std::uint32_t value = integer_parameter(params, op, name, fallback ? 1 : 0);
+  require(value <= 1, op, name, value, "must be 0 or 1");
+  return value == 1;
 }
 
 // A device copy of a tensor of Ts, and a tensor of a device buffer's contents.
@@ -326,12 +337,121 @@ inline op_entry decode_f16_entry() {
   return e;
 }
 
+inline op_entry tq_encode_entry() {
+  op_entry e;
+  e.name = "tq_encode";
+  e.description =
+      "TurboQuant encoder: rotates f32 rows (R = H(s*x), or not with rotate=0), normalizes them "
+      "per norm block and writes codebook codes (4-bit nibbles, 5/6/8-bit bytes) and norms "
+      "into a fresh zeroed cache at positions first_position.. (ring: slot = position mod "
+      "kv_capacity). Codes are exact unless a quantizer input lies within 1e-5 of a boundary.";
+  e.inputs = {{"src", scalar_kind::f32, "[num_kv_heads, n_tokens, head_dim]", "rows to encode"}};
+  e.outputs = {{"codes", scalar_kind::u8, "[num_kv_heads, kv_capacity, head_dim * (4 or 8) / 8]",
+                "the packed codes' bytes"},
+               {"norms", scalar_kind::f32, "[num_kv_heads, kv_capacity, head_dim / 256 or 1]",
+                "L2 norm (head_dim <= 256) or RMS of each 256-dim block (512)"}};
+  e.params = {{"num_kv_heads", "KV heads", std::nullopt, "src.shape[0]"},
+              {"n_tokens", "rows per head", std::nullopt, "src.shape[1]"},
+              {"head_dim", "64, 128, 256 or 512", std::nullopt, "src.shape[2]"},
+              {"kv_capacity", "positions per KV head in the cache", std::nullopt, ""},
+              {"bits", "code width: 4, 5, 6 or 8", 4.0, ""},
+              {"first_position", "position of src token 0", 0.0, ""},
+              {"ring", "1: slot = position mod kv_capacity", 0.0, ""},
+              {"rotate", "1: encode R(x) (K and V), 0: raw rows (hybrid V)", 1.0, ""},
+              {"scale_factor_d512", "head_dim 512 block scale; 0 means 1.0", 0.0, ""}};
+  auto shape = [](const tensor_map& in, const parameter_map& p) {
+    constexpr std::string_view op = "tq_encode";
+    const tensor& src = input(in, op, "src", scalar_kind::f32, 3);
+    const tq_cache_format format{shape_parameter(p, op, "num_kv_heads", src.shape[0]),
+                                 integer_parameter(p, op, "kv_capacity"),
+                                 shape_parameter(p, op, "head_dim", src.shape[2]),
+                                 integer_parameter(p, op, "bits", 4)};
+    const tq_encode_args args{
+        shape_parameter(p, op, "n_tokens", src.shape[1]),
+        integer_parameter(p, op, "first_position", 0), flag_parameter(p, op, "ring", false),
+        flag_parameter(p, op, "rotate", true), float_parameter(p, op, "scale_factor_d512", 0.0f)};
+    validate_tq_encode(format, args, src.elements(), tq_code_words(format), tq_norm_count(format));
+    return std::pair{format, args};
+  };
+  auto code_bytes_shape = [](const tq_cache_format& f) {
+    return std::vector<std::uint64_t>{f.num_kv_heads, f.kv_capacity,
+                                      4 * std::uint64_t{tq_words_per_position(f.head_dim, f.bits)}};
+  };
+  auto norms_shape = [](const tq_cache_format& f) {
+    return std::vector<std::uint64_t>{f.num_kv_heads, f.kv_capacity,
+                                      tq_norms_per_position(f.head_dim)};
+  };
+  e.run = [shape, code_bytes_shape, norms_shape](vk::context& ctx, const tensor_map& in,
+                                                 const parameter_map& p) {
+    const auto [format, args] = shape(in, p);
+    const vk::buffer<float> src = upload<float>(ctx, in.at("src"));
+    vk::buffer<std::uint32_t> codes(ctx, tq_code_words(format));
+    codes.fill(0u);
+    vk::buffer<float> norms(ctx, tq_norm_count(format));
+    norms.fill(0.0f);
+    vk::recorder rec(ctx);
+    record_tq_encode(rec, src, codes, norms, format, args);
+    rec.submit_and_wait();
+    const std::vector<std::uint32_t> words = codes.download();
+    tensor code_bytes = tensor::zeros(scalar_kind::u8, code_bytes_shape(format));
+    std::memcpy(code_bytes.data.data(), words.data(), code_bytes.data.size());
+    return tensor_map{{"codes", std::move(code_bytes)},
+                      {"norms", download_f32(norms, norms_shape(format))}};
+  };
+  e.reference = [shape](const tensor_map& in, const parameter_map& p) {
+    const auto [format, args] = shape(in, p);
+    reference::tq_cache cache(format);
+    reference::tq_encode(cache, in.at("src").as<float>(), args);
+    std::vector<double> code_bytes;
+    code_bytes.reserve(cache.codes.size() * 4);
+    for (std::uint32_t word : cache.codes)
+      for (int b = 0; b < 4; ++b) code_bytes.push_back((word >> (8 * b)) & 0xFF);
+    return reference_map{{"codes", std::move(code_bytes)}, {"norms", cache.norms}};
+  };
+  e.demo_cases = [](std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    struct shape_case {
+      std::uint32_t heads, dim, bits, tokens, capacity, first_position;
+      bool ring, rotate;
+      float scale_factor_d512;
+    };
+    std::vector<op_case> cases;
+    for (const shape_case s : {shape_case{2, 256, 4, 5, 16, 3, false, true, 0.0f},
+                               {3, 512, 8, 6, 8, 13, true, true, 0.0f},
+                               {1, 128, 5, 9, 12, 0, false, false, 0.0f},
+                               {4, 64, 6, 11, 7, 20, true, true, 0.0f},
+                               {2, 512, 4, 1, 4, 2, false, false, 2.0f}}) {
+      // Inputs clear of the decision boundaries: the codes are then exact
+      // on every device, not only up to f32 rounding ties.
+      const std::vector<float> rows = reference::tq_rows_clear_of_boundaries(
+          rng, s.heads * s.tokens, s.dim, s.bits, s.rotate, s.scale_factor_d512);
+      cases.push_back(
+          {"H=" + std::to_string(s.heads) + " D=" + std::to_string(s.dim) +
+               " bits=" + std::to_string(s.bits) + " T=" + std::to_string(s.tokens) + " cap=" +
+               std::to_string(s.capacity) + (s.ring ? " ring" : "") + (s.rotate ? "" : " raw"),
+           {{"src", tensor::from<float>({s.heads, s.tokens, s.dim}, std::span<const float>(rows))}},
+           {{"kv_capacity", double(s.capacity)},
+            {"bits", double(s.bits)},
+            {"first_position", double(s.first_position)},
+            {"ring", s.ring ? 1.0 : 0.0},
+            {"rotate", s.rotate ? 1.0 : 0.0},
+            {"scale_factor_d512", s.scale_factor_d512}}});
+    }
+    return cases;
+  };
+  // Codes must match exactly (any difference is >= 1, far above 1e-6 +
+  // 1e-5 * 255); norms are f32 sums of squares against double.
+  e.abs_tolerance = 1e-6;
+  e.rel_tolerance = 1e-5;
+  return e;
+}
+
 }  // namespace detail
 
 // Every op, in a stable order.
 inline const std::vector<op_entry>& catalog() {
   static const std::vector<op_entry> entries{detail::fwht_entry(), detail::decode_reduce_entry(),
-                                             detail::decode_f16_entry()};
+                                             detail::decode_f16_entry(), detail::tq_encode_entry()};
   return entries;
 }
 

@@ -109,8 +109,7 @@ inline void validate_decode_reduce_shape(std::uint32_t nrows, std::uint32_t head
 // The same, and the head dim is one tessel ships.
 inline void validate_decode_reduce(std::uint32_t nrows, std::uint32_t head_dim, std::uint32_t nwg,
                                    std::uint64_t partials_elements, std::uint64_t dst_elements) {
-  require(head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512, "decode_reduce",
-          "head_dim", head_dim, "must be 64, 128, 256 or 512");
+  require_one_of("decode_reduce", "head_dim", head_dim, {64, 128, 256, 512});
   validate_decode_reduce_shape(nrows, head_dim, nwg, partials_elements, dst_elements);
 }
 

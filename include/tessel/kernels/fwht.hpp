@@ -75,8 +75,7 @@ using fwht_variants = variant_list<fwht<64>, fwht<128>, fwht<256>, fwht<512>>;
 inline void validate_fwht(std::uint32_t num_heads, std::uint32_t head_dim, hadamard_mode mode,
                           std::uint64_t data_elements) {
   constexpr std::string_view op = "fwht";
-  require(head_dim == 64 || head_dim == 128 || head_dim == 256 || head_dim == 512, op, "head_dim",
-          head_dim, "must be 64, 128, 256 or 512");
+  require_one_of(op, "head_dim", head_dim, {64, 128, 256, 512});
   require_positive(op, "num_heads", num_heads);
   require(static_cast<std::uint32_t>(mode) <= 2, op, "mode", static_cast<std::uint32_t>(mode),
           "must be 0 (plain), 1 (rotate) or 2 (unrotate)");

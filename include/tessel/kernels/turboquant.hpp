@@ -1,13 +1,128 @@
-// Decode over TurboQuant-compressed KV caches (KERNELS.md sections 9-12): the
-// parameter blocks. The encoder and decode kernels are built on them by the
-// TurboQuant issue; the rotation kernels live in fwht.hpp.
+// TurboQuant-compressed KV caches (KERNELS.md sections 9-12): the cache
+// format shared by the encoder (tq_encode.hpp) and the decode kernels, its
+// size helpers and validation, and the decode parameter blocks. The
+// codebooks are tessel::tq (dsl/tq_codebooks.hpp), the rotation is fwht.hpp.
+//
+// Format of a cache of num_kv_heads x kv_capacity positions, head dim D and
+// code width `bits` (KERNELS.md 12.4):
+//   codes  uint32 words [num_kv_heads, kv_capacity, tq_words_per_position]:
+//          4-bit codes as nibbles (8 per word), 5/6/8-bit codes as bytes (4 per
+//          word, upper bits zero); coordinate 0 in the lowest bits, words
+//          little-endian. Byte for byte this is KERNELS.md's u8
+//          [Hkv, cap, D/2] (coordinate 2j in the low nibble of byte j) and
+//          u8 [Hkv, cap, D]; words let kernels load four codes at once.
+//   norms  f32 [num_kv_heads, kv_capacity, tq_norms_per_position]:
+//          D <= 256: one block, the L2 norm N of the (rotated) row;
+//          D = 512: two blocks of 256 dims, the RMS n_b of each.
+// A stored value is centroid[code] * N / sqrt(D) (D <= 256) or
+// centroid[code] * n_b / scale_factor_d512 (D = 512), in the rotated basis
+// when the row was rotated. D = 64 and 128 follow the D = 256 rule (one
+// norm per position, scaled by sqrt(D)), tessel's extension of KERNELS.md.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <span>
+#include <string_view>
 
 #include "tessel/dsl/layout.hpp"
+#include "tessel/kernels/validate.hpp"
 
 namespace tessel::kernels {
+
+// The shape and code width of a TurboQuant cache (K or V).
+struct tq_cache_format {
+  std::uint32_t num_kv_heads = 0;
+  std::uint32_t kv_capacity = 0;  // positions per KV head
+  std::uint32_t head_dim = 0;     // 64, 128, 256 or 512
+  std::uint32_t bits = 0;         // 4 (nibbles) or 5, 6, 8 (bytes)
+};
+
+// Dims per norm block: rows longer than this get one norm per block.
+inline constexpr std::uint32_t tq_norm_block = 256;
+
+// Bits a code occupies in the packed words: 4 or 8.
+constexpr std::uint32_t tq_storage_bits(std::uint32_t bits) {
+  return bits == 4 ? 4 : 8;
+}
+constexpr std::uint32_t tq_codes_per_word(std::uint32_t bits) {
+  return 32 / tq_storage_bits(bits);
+}
+constexpr std::uint32_t tq_words_per_position(std::uint32_t head_dim, std::uint32_t bits) {
+  return head_dim / tq_codes_per_word(bits);
+}
+constexpr std::uint32_t tq_norms_per_position(std::uint32_t head_dim) {
+  return head_dim > tq_norm_block ? head_dim / tq_norm_block : 1;
+}
+// Bytes one position of one KV head takes, codes and norms: 4-bit D=256
+// 132, D=512 264; 8-bit 260 and 520 (f16: 512 and 1,024).
+constexpr std::uint64_t tq_bytes_per_position(std::uint32_t head_dim, std::uint32_t bits) {
+  return 4 *
+         (std::uint64_t{tq_words_per_position(head_dim, bits)} + tq_norms_per_position(head_dim));
+}
+
+// Element counts of the two buffers of a cache, and its total bytes.
+constexpr std::uint64_t tq_code_words(const tq_cache_format& f) {
+  return std::uint64_t{f.num_kv_heads} * f.kv_capacity * tq_words_per_position(f.head_dim, f.bits);
+}
+constexpr std::uint64_t tq_norm_count(const tq_cache_format& f) {
+  return std::uint64_t{f.num_kv_heads} * f.kv_capacity * tq_norms_per_position(f.head_dim);
+}
+constexpr std::uint64_t tq_cache_bytes(const tq_cache_format& f) {
+  return 4 * (tq_code_words(f) + tq_norm_count(f));
+}
+
+// The slot a position is stored in: position mod kv_capacity in a ring
+// buffer, else the position itself (which must be < kv_capacity).
+constexpr std::uint32_t tq_slot(std::uint32_t position, std::uint32_t kv_capacity, bool ring) {
+  return ring ? position % kv_capacity : position;
+}
+
+// Code of `coordinate` in the words of one position, and its inverse: the
+// host's statement of the packing the kernels implement.
+constexpr std::uint32_t tq_get_code(std::span<const std::uint32_t> position_words,
+                                    std::uint32_t bits, std::uint32_t coordinate) {
+  const std::uint32_t per_word = tq_codes_per_word(bits);
+  const std::uint32_t shift = tq_storage_bits(bits) * (coordinate % per_word);
+  return (position_words[coordinate / per_word] >> shift) & ((1u << bits) - 1);
+}
+constexpr void tq_set_code(std::span<std::uint32_t> position_words, std::uint32_t bits,
+                           std::uint32_t coordinate, std::uint32_t code) {
+  const std::uint32_t per_word = tq_codes_per_word(bits);
+  const std::uint32_t shift = tq_storage_bits(bits) * (coordinate % per_word);
+  const std::uint32_t mask = ((1u << tq_storage_bits(bits)) - 1) << shift;
+  std::uint32_t& word = position_words[coordinate / per_word];
+  word = (word & ~mask) | ((code << shift) & mask);
+}
+
+// scale_factor_d512 (KERNELS.md 12.2, question Q10): 0 means the production
+// value 1.0, so a zero-initialized argument never divides by zero; any other
+// value must be finite and positive. Host ops pass the resolved value to the
+// kernels, which therefore never see 0.
+inline void validate_tq_scale_factor(std::string_view op, float scale_factor_d512) {
+  require(std::isfinite(scale_factor_d512) && scale_factor_d512 >= 0, op, "scale_factor_d512",
+          scale_factor_d512, "must be finite and >= 0 (0 means 1.0)");
+}
+constexpr float tq_resolve_scale_factor(float scale_factor_d512) {
+  return scale_factor_d512 == 0 ? 1.0f : scale_factor_d512;
+}
+
+// The rules every op on a TurboQuant cache shares: a supported width and
+// head dim, a non-empty cache, and buffers that 32-bit indices can address.
+inline void validate_tq_cache_format(std::string_view op, const tq_cache_format& f) {
+  require_one_of(op, "bits", f.bits, {4, 5, 6, 8});
+  require_one_of(op, "head_dim", f.head_dim, {64, 128, 256, 512});
+  require_positive(op, "num_kv_heads", f.num_kv_heads);
+  require_positive(op, "kv_capacity", f.kv_capacity);
+  require_32bit_indexable(
+      op, "codes",
+      checked_product(op, "codes size",
+                      {f.num_kv_heads, f.kv_capacity, tq_words_per_position(f.head_dim, f.bits)}));
+  require_32bit_indexable(
+      op, "norms",
+      checked_product(op, "norms size",
+                      {f.num_kv_heads, f.kv_capacity, tq_norms_per_position(f.head_dim)}));
+}
 
 // TqParams, 48 bytes: 4-bit nibble-packed caches.
 struct TqParams {

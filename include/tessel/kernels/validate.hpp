@@ -2,7 +2,9 @@
 // way everywhere: "<op>: <argument> = <value> <rule>".
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <span>
 #include <string>
@@ -49,6 +51,20 @@ inline void require_32bit_indexable(std::string_view op, std::string_view buffer
   require(elements <= std::numeric_limits<std::uint32_t>::max(), op,
           std::string(buffer) + " element count", elements,
           "must fit 32-bit indexing (<= 4294967295)");
+}
+
+// One of a short list of allowed values; the rule lists them
+// ("must be 64, 128, 256 or 512").
+inline void require_one_of(std::string_view op, std::string_view argument, std::uint64_t value,
+                           std::initializer_list<std::uint64_t> allowed) {
+  std::string rule = "must be ";
+  std::size_t i = 0;
+  for (std::uint64_t a : allowed) {
+    rule += (i == 0 ? "" : i + 1 == allowed.size() ? " or " : ", ") + std::to_string(a);
+    ++i;
+  }
+  require(std::find(allowed.begin(), allowed.end(), value) != allowed.end(), op, argument, value,
+          rule);
 }
 
 // Calls f(std::integral_constant<int, D>{}) for the D in Ds equal to
