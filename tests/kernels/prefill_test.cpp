@@ -178,29 +178,28 @@ class Prefill : public tessel::test::device_test {
     v.upload(in.v);
     o.fill(nan_of<T>());
     vk::recorder rec(ctx());
-    if (in.kind == mask_kind::none) {
-      kernels::record_prefill(rec, p, q, k, v, o);
+    // Records and submits while the mask and its classes live.
+    const auto with_mask = [&](const auto& host_mask) {
+      using M = typename std::decay_t<decltype(host_mask)>::value_type;
+      vk::buffer<M> mask(ctx(), host_mask.size());
+      mask.upload(host_mask);
+      std::optional<vk::buffer<u8>> blk;
+      if (with_blk) {
+        blk.emplace(ctx(), kernels::prefill_sizes_of(p).blk);
+        blk->fill(0xEE);
+        kernels::record_prefill_blk(rec, p, mask, *blk);
+      }
+      kernels::record_prefill(rec, p, q, k, v, o, mask, blk ? &*blk : nullptr);
+      rec.submit_and_wait();
+    };
+    if (in.kind == mask_kind::additive) {
+      with_mask(in.additive());
+    } else if (in.kind == mask_kind::boolean) {
+      with_mask(in.boolean());
     } else {
-      const auto with_mask = [&](const auto& host_mask) {
-        using M = typename std::decay_t<decltype(host_mask)>::value_type;
-        vk::buffer<M> mask(ctx(), host_mask.size());
-        mask.upload(host_mask);
-        std::optional<vk::buffer<u8>> blk;
-        if (with_blk) {
-          blk.emplace(ctx(), kernels::prefill_sizes_of(p).blk);
-          blk->fill(0xEE);
-          kernels::record_prefill_blk(rec, p, mask, *blk);
-        }
-        kernels::record_prefill(rec, p, q, k, v, o, mask, blk ? &*blk : nullptr);
-        rec.submit_and_wait();
-      };
-      if (in.kind == mask_kind::additive)
-        with_mask(in.additive());
-      else
-        with_mask(in.boolean());
-      return o.download();
+      kernels::record_prefill(rec, p, q, k, v, o);
+      rec.submit_and_wait();
     }
-    rec.submit_and_wait();
     return o.download();
   }
 
