@@ -28,7 +28,8 @@ void print_list(const std::vector<op_entry>& ops) {
   for (const op_entry& op : ops) {
     std::cout << op.name << ": " << op.description << "\n  inputs:\n";
     for (const op_argument& a : op.inputs)
-      std::cout << "    " << a.name << "  " << kind_name(a.kind) << " " << a.shape
+      std::cout << "    " << a.name << "  " << a.kinds_text() << " " << a.shape
+                << (a.optional ? "  (optional)" : "")
                 << (a.description.empty() ? "" : "  " + a.description) << "\n";
     std::cout << "  params:\n";
     for (const op_parameter& p : op.params) {
@@ -43,10 +44,14 @@ void print_list(const std::vector<op_entry>& ops) {
     }
     std::cout << "  outputs:\n";
     for (const op_argument& a : op.outputs)
-      std::cout << "    " << a.name << "  " << kind_name(a.kind) << " " << a.shape
+      std::cout << "    " << a.name << "  " << a.kinds_text() << " " << a.shape
                 << (a.description.empty() ? "" : "  " + a.description) << "\n";
     std::cout << "  tolerance: |gpu - ref| <= " << op.abs_tolerance << " + " << op.rel_tolerance
-              << " * |ref|\n\n";
+              << " * |ref|\n";
+    for (const auto& [kind, t] : op.kind_tolerances)
+      std::cout << "    " << kind_name(kind) << " outputs: " << t.abs << " + " << t.rel
+                << " * |ref|\n";
+    std::cout << "\n";
   }
 }
 
@@ -128,7 +133,7 @@ int run(const parsed& args) {
       throw usage_error(prefix + "no input named '" + name + "' (inputs: " + names_of(op->inputs) +
                         ")");
   for (const op_argument& a : op->inputs)
-    if (!in_files.count(a.name))
+    if (!a.optional && !in_files.count(a.name))
       throw usage_error(prefix + "missing input --in " + a.name + "=FILE");
   for (const auto& [name, text] : param_texts)
     if (!find_named(op->params, name))
@@ -159,16 +164,17 @@ int run(const parsed& args) {
 
   tensor_map inputs;
   for (const op_argument& a : op->inputs) {
+    if (!in_files.count(a.name)) continue;
     const std::string& file = in_files.at(a.name);
     try {
-      inputs[a.name] = read_npy(file, {.u16_as_bf16 = a.kind == scalar_kind::bf16});
+      inputs[a.name] = read_npy(file, {.u16_as_bf16 = a.accepts(scalar_kind::bf16)});
     } catch (const error& e) {
       throw usage_error(prefix + "input " + a.name + ": " + e.what());
     }
-    if (inputs[a.name].kind != a.kind)
+    if (!a.accepts(inputs[a.name].kind))
       throw usage_error(prefix + "input " + a.name + " (" + file + ") holds " +
                         std::string(kind_name(inputs[a.name].kind)) + ", the op needs " +
-                        std::string(kind_name(a.kind)));
+                        a.kinds_text());
   }
 
   // A check failure after validation is the op's verdict on the input; a
@@ -191,8 +197,9 @@ int run(const parsed& args) {
   int status = 0;
   if (args.has("check")) {
     for (const op_argument& a : op->outputs) {
-      const op_error e =
-          compare(outputs.at(a.name), reference.at(a.name), op->abs_tolerance, op->rel_tolerance);
+      const tensor& got = outputs.at(a.name);
+      const op_tolerance tolerance = op->tolerance(got.kind);
+      const op_error e = compare(got, reference.at(a.name), tolerance.abs, tolerance.rel);
       const bool ok = within_tolerance(e);
       std::cout << a.name << ": max abs err " << std::setprecision(3) << std::scientific
                 << e.max_abs << ", max rel err " << e.max_rel << ", non-finite " << e.non_finite

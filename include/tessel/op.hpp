@@ -4,11 +4,13 @@
 // them all.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tessel/dsl/scalar.hpp"
@@ -27,6 +29,20 @@ struct op_argument {
   scalar_kind kind;
   std::string shape;  // e.g. "[num_heads, head_dim]"
   std::string description;
+  // Further element types accepted besides `kind` (prefill: f16 or bf16).
+  std::vector<scalar_kind> other_kinds = {};
+  // An optional input may be left out (prefill's mask).
+  bool optional = false;
+
+  bool accepts(scalar_kind k) const {
+    return k == kind || std::find(other_kinds.begin(), other_kinds.end(), k) != other_kinds.end();
+  }
+  // "f16" or "f16|bf16".
+  std::string kinds_text() const {
+    std::string out(kind_name(kind));
+    for (scalar_kind k : other_kinds) out += "|" + std::string(kind_name(k));
+    return out;
+  }
 };
 
 // A named scalar parameter: a parameter-block field or an op-level option.
@@ -42,6 +58,11 @@ struct op_parameter {
 using tensor_map = std::map<std::string, tensor>;
 using parameter_map = std::map<std::string, double>;
 using reference_map = std::map<std::string, std::vector<double>>;
+
+struct op_tolerance {
+  double abs = 0;
+  double rel = 0;
+};
 
 struct op_case {
   std::string shape;  // human-readable summary for tables ("H=8 D=256")
@@ -66,6 +87,16 @@ struct op_entry {
   // The tolerance the tests hold this op to: |gpu - ref| <= abs + rel * |ref|.
   double abs_tolerance = 1e-5;
   double rel_tolerance = 1e-5;
+  // Tolerances for outputs of particular element types, where they differ
+  // (an f16 output is rounded more finely than a bf16 one).
+  std::vector<std::pair<scalar_kind, op_tolerance>> kind_tolerances = {};
+
+  // The tolerance of an output of element type `output`.
+  op_tolerance tolerance(scalar_kind output) const {
+    for (const auto& [kind, t] : kind_tolerances)
+      if (kind == output) return t;
+    return {abs_tolerance, rel_tolerance};
+  }
 };
 
 // Error of a device result against the reference.

@@ -67,6 +67,20 @@ TEST(Layout, AttnParamsOffsetsMatchKernelsMd) {
     }
 }
 
+// The prefill kernel's one block is the seed's two, concatenated.
+TEST(Layout, PrefillParamsAreAttnParamsThenAttnMaskParams) {
+  const auto attn = offsets_of(block_named("AttnParams"));
+  auto prefill = offsets_of(block_named("PrefillParams"));
+  EXPECT_EQ(prefill.at("mask_strides"), 160u);
+  EXPECT_EQ(block_named("PrefillParams").size, 184u);
+  prefill.erase("mask_strides");
+  EXPECT_EQ(prefill, attn);
+  const auto blk = offsets_of(block_named("PrefillBlkParams"));
+  EXPECT_EQ(blk.at("num_heads"), 8u);
+  EXPECT_EQ(blk.at("mask_strides"), 16u);
+  EXPECT_EQ(block_named("PrefillBlkParams").size, 40u);
+}
+
 TEST(Layout, DecodeBlocksOffsetsMatchKernelsMd) {
   const auto tq = offsets_of(block_named("TqParams"));
   EXPECT_EQ(tq.at("softcap"), 32u);

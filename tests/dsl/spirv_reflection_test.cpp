@@ -108,8 +108,8 @@ void check_blocks(const tessel::target& t) {
 TEST(SpirvReflection, SeedBlocksMatchHostOffsetsOnEveryTarget) {
   using namespace tessel::kernels;
   for (const tessel::target* t : tessel::targets::predefined)
-    check_blocks<AttnParams, AttnMaskParams, VecF16Params, TqParams, TqHbParams, ReduceParams,
-                 FwhtParams>(*t);
+    check_blocks<AttnParams, AttnMaskParams, PrefillParams, PrefillBlkParams, VecF16Params,
+                 TqParams, TqHbParams, ReduceParams, FwhtParams>(*t);
 }
 
 TEST(SpirvReflection, LargeBlockIsAUniformBufferOnlyWhereItMustBe) {

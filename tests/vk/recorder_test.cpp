@@ -157,6 +157,35 @@ TEST_F(recorder, kernel_without_params_reads_f16) {
   EXPECT_EQ(ddst.download(), want);
 }
 
+TEST_F(recorder, null_buffer_binds_an_unused_binding) {
+  const std::uint32_t n = 40;
+  std::vector<float> x(n), plus_bias(n);
+  std::vector<f16> bias(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    x[i] = static_cast<float>(i);
+    bias[i] = to_f16(0.5f);
+    plus_bias[i] = x[i] + 0.5f;
+  }
+  vk::buffer<float> dx(ctx(), n), dy(ctx(), n);
+  vk::buffer<f16> dbias(ctx(), n);
+  dx.upload(x);
+  dbias.upload(bias);
+  const extent3 groups{groups_for(n, ctx().target().subgroup_size), 1, 1};
+  vk::recorder rec(ctx());
+  const vk::buffer<f16>* none = nullptr;
+  dy.fill(nan);
+  rec.dispatch<maybe_biased>({}, groups, dx, none, dy);
+  rec.submit_and_wait();
+  EXPECT_EQ(dy.download(), x);
+  const vk::spec_value with_bias[] = {{0, 1}};
+  rec.dispatch<maybe_biased>(with_bias, groups, dx, &dbias, dy);
+  rec.submit_and_wait();
+  EXPECT_EQ(dy.download(), plus_bias);
+  const vk::buffer_view unused = rec.unused_binding(scalar_kind::u8);
+  EXPECT_EQ(unused.element, scalar_kind::u8);
+  EXPECT_EQ(unused.count, unused.bytes);
+}
+
 TEST_F(recorder, bad_arguments_throw_and_record_nothing) {
   const variant_info& v = info<axpb>();
   vk::buffer<float> x(ctx(), 8), y(ctx(), 8);

@@ -71,6 +71,23 @@ void main() {
 )glsl";
 };
 
+// An optional binding: y[i] = x[i] (+ bias[i] when has_bias). Without a bias
+// the dispatch passes a null buffer pointer, bound to the recorder's unused
+// binding.
+struct maybe_biased {
+  static constexpr auto name = tessel::name("test_maybe_biased");
+  using bindings = tessel::bindings<tessel::in<"x", float>, tessel::in<"bias", tessel::f16>,
+                                    tessel::out<"y", float>>;
+  using constants = tessel::constants<tessel::spec<"has_bias", bool, 0>>;
+  using workgroup = tessel::workgroup<tessel::subgroup_lanes>;
+  static constexpr std::string_view body = R"glsl(
+void main() {
+  const uint i = gl_GlobalInvocationID.x;
+  if (i < x.length()) y[i] = x[i] + (has_bias ? float(bias[i]) : 0.0);
+}
+)glsl";
+};
+
 // GLSL that cannot compile.
 struct broken {
   static constexpr auto name = tessel::name("test_broken_kernel");

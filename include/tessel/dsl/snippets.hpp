@@ -163,4 +163,52 @@ float group_sum(float value, uint group, uint lane, uint width) {
   }
 };
 
+// Reductions inside aligned groups of 8 consecutive subgroup lanes, the
+// smallest subgroup tessel runs on (lavapipe): a kernel that splits work into
+// such groups reads the same on 8-, 32- and 64-lane subgroups, since shuffle
+// distances 1, 2 and 4 never leave the group. Every lane of the subgroup must
+// call them in uniform control flow.
+//   group8_max(x), group8_sum(x): the group's max / sum, in every lane.
+//   group8_reduce_scatter(v, lane): lane l receives the group's sum of v[l]
+//     (7 shuffles for 8 sums, where 8 all-reductions would take 24).
+struct group8_reductions {
+  static constexpr extension extensions = extension::subgroup_basic | extension::subgroup_shuffle;
+  static std::string glsl(const target& t) {
+    // Shuffles stay inside an aligned group of 8 only when subgroups hold
+    // at least 8 lanes; say so at compile time rather than compute garbage.
+    std::string out =
+        t.subgroup_size < 8 ? "#error group8_reductions needs subgroups of >= 8 lanes\n" : "";
+    out += R"glsl(
+float group8_max(float x) {
+  x = max(x, subgroupShuffleXor(x, 1u));
+  x = max(x, subgroupShuffleXor(x, 2u));
+  return max(x, subgroupShuffleXor(x, 4u));
+}
+
+float group8_sum(float x) {
+  x += subgroupShuffleXor(x, 1u);
+  x += subgroupShuffleXor(x, 2u);
+  return x + subgroupShuffleXor(x, 4u);
+}
+
+// Each step keeps the half of the values the lane will own and sends the
+// other half to its partner: after distances 4, 2 and 1, lane l holds v[l].
+float group8_reduce_scatter(float v[8], uint lane) {
+  const bool upper4 = (lane & 4u) != 0u;
+  float half4[4];
+  for (uint i = 0u; i < 4u; ++i)
+    half4[i] = (upper4 ? v[i + 4u] : v[i]) + subgroupShuffleXor(upper4 ? v[i] : v[i + 4u], 4u);
+  const bool upper2 = (lane & 2u) != 0u;
+  float half2[2];
+  for (uint i = 0u; i < 2u; ++i)
+    half2[i] = (upper2 ? half4[i + 2u] : half4[i]) +
+               subgroupShuffleXor(upper2 ? half4[i] : half4[i + 2u], 2u);
+  const bool upper1 = (lane & 1u) != 0u;
+  return (upper1 ? half2[1] : half2[0]) + subgroupShuffleXor(upper1 ? half2[0] : half2[1], 1u);
+}
+)glsl";
+    return out;
+  }
+};
+
 }  // namespace tessel::snippets

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <random>
 #include <string>
@@ -14,11 +15,14 @@
 #include "tessel/kernels/decode_f16.hpp"
 #include "tessel/kernels/decode_reduce.hpp"
 #include "tessel/kernels/fwht.hpp"
+#include "tessel/kernels/prefill.hpp"
+#include "tessel/kernels/prefill_blk.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/op.hpp"
 #include "tessel/reference/decode_f16.hpp"
 #include "tessel/reference/decode_reduce.hpp"
 #include "tessel/reference/fwht.hpp"
+#include "tessel/reference/prefill.hpp"
 #include "tessel/reference/turboquant.hpp"
 #include "tessel/tensor.hpp"
 #include "tessel/vk/buffer.hpp"
@@ -446,12 +450,231 @@ inline op_entry tq_encode_entry() {
   return e;
 }
 
+// The prefill problem a set of tensors and parameters describes, with every
+// shape checked against the others.
+inline prefill_problem prefill_problem_of(const tensor_map& in, const parameter_map& params) {
+  constexpr std::string_view op = "prefill";
+  const auto find = [&](const std::string& name) -> const tensor& {
+    const auto it = in.find(name);
+    if (it == in.end()) throw error(op, "input " + name + " is missing");
+    require(it->second.shape.size() == 4, op, name + " rank", it->second.shape.size(), "must be 4");
+    for (std::uint64_t extent : it->second.shape)
+      require(extent <= UINT32_MAX, op, name + " shape", it->second.shape_text(),
+              "must have extents that fit 32 bits");
+    return it->second;
+  };
+  const tensor &q = find("q"), &k = find("k"), &v = find("v");
+  prefill_problem p;
+  p.layout = static_cast<attention_layout>(integer_parameter(params, op, "layout", 0));
+  const bool seq_major = p.layout == attention_layout::seq_major;
+  const auto at = [](const tensor& t, std::size_t axis) {
+    return static_cast<std::uint32_t>(t.shape[axis]);
+  };
+  p.batch = at(q, 0);
+  p.num_heads = at(q, seq_major ? 2 : 1);
+  p.query_len = at(q, seq_major ? 1 : 2);
+  p.head_dim = at(q, 3);
+  p.num_kv_heads = at(k, seq_major ? 2 : 1);
+  p.key_len = at(k, seq_major ? 1 : 2);
+  require(k.shape[0] == p.batch && k.shape[3] == p.head_dim, op, "k shape", k.shape_text(),
+          "must have q's batch and head_dim");
+  require(v.shape == k.shape, op, "v shape", v.shape_text(), "must equal k's " + k.shape_text());
+  const std::uint32_t causal = integer_parameter(params, op, "causal", 0);
+  require(causal <= 1, op, "causal", causal, "must be 0 or 1");
+  p.causal = causal == 1;
+  p.query_offset = integer_parameter(params, op, "query_offset", 0);
+  if (const auto it = params.find("scale"); it != params.end())
+    p.scale = static_cast<float>(it->second);
+  if (const auto it = in.find("mask"); it != in.end()) {
+    const std::vector<std::uint64_t> rank2{p.query_len, p.key_len},
+        rank4{p.batch, p.num_heads, p.query_len, p.key_len};
+    require(it->second.shape == rank2 || it->second.shape == rank4, op, "mask shape",
+            it->second.shape_text(),
+            "must be [query_len, key_len] or [batch, num_heads, "
+            "query_len, key_len]");
+    p.mask_rank = static_cast<std::uint32_t>(it->second.shape.size());
+  }
+  return p;
+}
+
+template <class T>
+tensor random_elements(std::vector<std::uint64_t> shape, std::mt19937_64& rng) {
+  tensor t = tensor::zeros(scalar_traits<T>::kind, std::move(shape));
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  for (T& x : t.as<T>()) {
+    if constexpr (std::is_same_v<T, f16>)
+      x = to_f16(dist(rng));
+    else
+      x = to_bf16(dist(rng));
+  }
+  return t;
+}
+
+template <class E>
+vk::buffer<E> upload(vk::context& ctx, const tensor& t) {
+  vk::buffer<E> buffer(ctx, t.elements());
+  buffer.upload(t.as<E>());
+  return buffer;
+}
+
+template <class T>
+tensor run_prefill(vk::context& ctx, const prefill_problem& p, const tensor_map& in, bool use_blk) {
+  const vk::buffer<T> q = upload<T>(ctx, in.at("q")), k = upload<T>(ctx, in.at("k")),
+                      v = upload<T>(ctx, in.at("v"));
+  vk::buffer<T> o(ctx, q.size());
+  if constexpr (std::is_same_v<T, f16>)
+    o.fill(f16{0x7E00});
+  else
+    o.fill(bf16{0x7FC0});
+  vk::recorder rec(ctx);
+  const auto mask_it = in.find("mask");
+  if (mask_it == in.end()) {
+    record_prefill(rec, p, q, k, v, o);
+    rec.submit_and_wait();
+  } else {
+    // Records and submits while the mask (and its tile classes) live.
+    const auto masked = [&]<class M>(std::type_identity<M>) {
+      const vk::buffer<M> mask = upload<M>(ctx, mask_it->second);
+      std::optional<vk::buffer<u8>> blk;
+      if (use_blk) {
+        blk.emplace(ctx, prefill_sizes_of(p).blk);
+        record_prefill_blk(rec, p, mask, *blk);
+      }
+      record_prefill(rec, p, q, k, v, o, mask, blk ? &*blk : nullptr);
+      rec.submit_and_wait();
+    };
+    if (mask_it->second.kind == scalar_kind::u8)
+      masked(std::type_identity<u8>{});
+    else
+      masked(std::type_identity<T>{});
+  }
+  const std::vector<T> values = o.download();
+  return tensor::from<T>(in.at("q").shape, std::span<const T>(values));
+}
+
+inline op_entry prefill_entry() {
+  op_entry e;
+  e.name = "prefill";
+  e.description =
+      "Flash-attention prefill: softmax(scale * Q K^T + mask) V per (batch, head), f16 or bf16 "
+      "with f32 accumulation; GQA (head h reads KV head h / (num_heads / num_kv_heads)); "
+      "optional additive (q's type, -inf blocks) or boolean (u8, 0 blocks) mask of rank 2 or 4; "
+      "causal masking with query row i at position query_offset + i; rows attending nothing "
+      "are 0.";
+  const std::vector<scalar_kind> bf16_too{scalar_kind::bf16};
+  e.inputs = {{"q", scalar_kind::f16,
+               "[batch, num_heads, query_len, head_dim] (layout 1: "
+               "[batch, query_len, num_heads, head_dim])",
+               "queries", bf16_too},
+              {"k", scalar_kind::f16,
+               "[batch, num_kv_heads, key_len, head_dim] (layout 1: "
+               "[batch, key_len, num_kv_heads, head_dim])",
+               "keys, q's type", bf16_too},
+              {"v", scalar_kind::f16, "as k", "values, q's type", bf16_too},
+              {"mask",
+               scalar_kind::f16,
+               "[query_len, key_len] or [batch, num_heads, query_len, "
+               "key_len]",
+               "additive biases in q's type, or u8 (0 blocks)",
+               {scalar_kind::bf16, scalar_kind::u8},
+               true}};
+  e.outputs = {{"o", scalar_kind::f16, "as q", "attention output, q's type", bf16_too}};
+  e.params = {
+      {"layout", "0 head-major [B, H, L, D], 1 sequence-major [B, L, H, D]", 0.0, ""},
+      {"causal", "1: row i attends keys <= query_offset + i", 0.0, ""},
+      {"query_offset", "absolute position of query row 0 among the keys (causal)", 0.0, ""},
+      {"scale", "softmax scale", std::nullopt, "1 / sqrt(head_dim)"},
+      {"blk", "1: classify the mask's tiles first and skip blocked ones (same output)", 0.0, ""}};
+  e.run = [](vk::context& ctx, const tensor_map& in, const parameter_map& params) {
+    const prefill_problem p = prefill_problem_of(in, params);
+    const auto mask = in.find("mask");
+    const std::optional<scalar_kind> mask_kind =
+        mask == in.end() ? std::nullopt : std::optional<scalar_kind>(mask->second.kind);
+    validate_prefill_types(in.at("q").kind, in.at("k").kind, in.at("v").kind, mask_kind);
+    const std::uint32_t use_blk = integer_parameter(params, "prefill", "blk", 0);
+    require(use_blk <= 1, "prefill", "blk", use_blk, "must be 0 or 1");
+    require(use_blk == 0 || mask_kind.has_value(), "prefill", "blk", use_blk, "needs a mask input");
+    validate_prefill(
+        p,
+        {in.at("q").elements(), in.at("k").elements(), in.at("v").elements(), in.at("q").elements(),
+         mask_kind ? std::optional<std::uint64_t>(mask->second.elements()) : std::nullopt,
+         std::nullopt});
+    const tensor o = in.at("q").kind == scalar_kind::f16
+                         ? run_prefill<f16>(ctx, p, in, use_blk == 1)
+                         : run_prefill<bf16>(ctx, p, in, use_blk == 1);
+    return tensor_map{{"o", o}};
+  };
+  e.reference = [](const tensor_map& in, const parameter_map& params) {
+    const prefill_problem p = prefill_problem_of(in, params);
+    const auto mask = in.find("mask");
+    validate_prefill_types(
+        in.at("q").kind, in.at("k").kind, in.at("v").kind,
+        mask == in.end() ? std::nullopt : std::optional<scalar_kind>(mask->second.kind));
+    const auto widen = [](const tensor& t) {
+      switch (t.kind) {
+        case scalar_kind::f16:
+          return reference::widen(t.as<f16>());
+        case scalar_kind::bf16:
+          return reference::widen(t.as<bf16>());
+        default:
+          return reference::boolean_biases(t.as<u8>());
+      }
+    };
+    const std::vector<float> biases = mask == in.end() ? std::vector<float>{} : widen(mask->second);
+    return reference_map{{"o", reference::prefill(p, widen(in.at("q")), widen(in.at("k")),
+                                                  widen(in.at("v")), biases)}};
+  };
+  e.demo_cases = [](std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::vector<op_case> cases;
+    // Causal GQA with ragged lengths, f16, head-major.
+    cases.push_back({"B=1 H=4/2 q=37 k=50 D=64 f16 causal",
+                     {{"q", random_elements<f16>({1, 4, 37, 64}, rng)},
+                      {"k", random_elements<f16>({1, 2, 50, 64}, rng)},
+                      {"v", random_elements<f16>({1, 2, 50, 64}, rng)}},
+                     {{"causal", 1}, {"query_offset", 13}}});
+    // bf16, sequence-major, a rank-2 sliding-window mask used through tile classes.
+    tensor window = tensor::zeros(scalar_kind::bf16, {20, 70});
+    auto bias = window.as<bf16>();
+    for (std::uint64_t i = 0; i < 20; ++i)
+      for (std::uint64_t j = 0; j < 70; ++j)
+        bias[i * 70 + j] = to_bf16(
+            j <= 50 + i && 50 + i - j < 24 ? 0.0f : -std::numeric_limits<float>::infinity());
+    cases.push_back({"B=2 H=2/1 q=20 k=70 D=128 bf16 window mask, blk",
+                     {{"q", random_elements<bf16>({2, 20, 2, 128}, rng)},
+                      {"k", random_elements<bf16>({2, 70, 1, 128}, rng)},
+                      {"v", random_elements<bf16>({2, 70, 1, 128}, rng)},
+                      {"mask", std::move(window)}},
+                     {{"layout", 1}, {"blk", 1}}});
+    // A rank-4 boolean mask with a fully blocked row, D = 256.
+    tensor allowed = tensor::zeros(scalar_kind::u8, {1, 2, 9, 30});
+    std::bernoulli_distribution attend(0.7);
+    auto flags = allowed.as<u8>();
+    for (std::size_t i = 0; i < flags.size(); ++i) flags[i] = (i / 30) % 9 != 4 && attend(rng);
+    cases.push_back({"B=1 H=2/2 q=9 k=30 D=256 f16 boolean mask",
+                     {{"q", random_elements<f16>({1, 2, 9, 256}, rng)},
+                      {"k", random_elements<f16>({1, 2, 30, 256}, rng)},
+                      {"v", random_elements<f16>({1, 2, 30, 256}, rng)},
+                      {"mask", std::move(allowed)}},
+                     {}});
+    return cases;
+  };
+  // The output is rounded once to its type: half an ulp (2^-11 for f16,
+  // 2^-8 for bf16) relative, plus 1e-5 for the f32 arithmetic before.
+  e.abs_tolerance = 1e-5;
+  e.rel_tolerance = 1.0 / 256;
+  e.kind_tolerances = {{scalar_kind::f16, {1e-5, 1.0 / 2048}},
+                       {scalar_kind::bf16, {1e-5, 1.0 / 256}}};
+  return e;
+}
+
 }  // namespace detail
 
 // Every op, in a stable order.
 inline const std::vector<op_entry>& catalog() {
   static const std::vector<op_entry> entries{detail::fwht_entry(), detail::decode_reduce_entry(),
-                                             detail::decode_f16_entry(), detail::tq_encode_entry()};
+                                             detail::decode_f16_entry(), detail::tq_encode_entry(),
+                                             detail::prefill_entry()};
   return entries;
 }
 

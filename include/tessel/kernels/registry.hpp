@@ -9,13 +9,14 @@
 #include "tessel/kernels/decode_reduce.hpp"
 #include "tessel/kernels/fwht.hpp"
 #include "tessel/kernels/prefill.hpp"
+#include "tessel/kernels/prefill_blk.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/kernels/turboquant.hpp"
 
 namespace tessel::kernels {
 
-using registry =
-    join_variants_t<fwht_variants, decode_reduce_variants, decode_f16_variants, tq_encode_variants>;
+using registry = join_variants_t<fwht_variants, decode_reduce_variants, decode_f16_variants,
+                                 tq_encode_variants, prefill_variants, prefill_blk_variants>;
 
 inline std::vector<const variant_info*> all_variants() {
   return registry::infos();
@@ -23,10 +24,11 @@ inline std::vector<const variant_info*> all_variants() {
 
 // Every parameter block, including those of kernels still to come.
 inline std::vector<block_info> parameter_blocks() {
-  return {describe_block<AttnParams>(),   describe_block<AttnMaskParams>(),
-          describe_block<VecF16Params>(), describe_block<TqParams>(),
-          describe_block<TqHbParams>(),   describe_block<ReduceParams>(),
-          describe_block<FwhtParams>(),   describe_block<TqEncodeParams>()};
+  return {describe_block<AttnParams>(),    describe_block<AttnMaskParams>(),
+          describe_block<PrefillParams>(), describe_block<PrefillBlkParams>(),
+          describe_block<VecF16Params>(),  describe_block<TqParams>(),
+          describe_block<TqHbParams>(),    describe_block<ReduceParams>(),
+          describe_block<FwhtParams>(),    describe_block<TqEncodeParams>()};
 }
 
 }  // namespace tessel::kernels

@@ -38,6 +38,11 @@ inline std::uint64_t checked_product(std::string_view op, std::string_view what,
   return product;
 }
 
+// ceil(a / b) for b > 0: tile and workgroup counts.
+constexpr std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
+  return (a + b - 1) / b;
+}
+
 // Element count of a buffer argument must be exactly what the shape needs.
 inline void require_elements(std::string_view op, std::string_view buffer, std::uint64_t actual,
                              std::uint64_t expected) {

@@ -42,6 +42,25 @@ constexpr bool elements_match(std::index_sequence<I...>) {
           ...);
 }
 
+// What the typed front end takes for one binding: a buffer, or a pointer to
+// one where nullptr leaves the binding unused (see recorder::unused_binding).
+template <class A>
+struct binding_argument;
+template <class E>
+struct binding_argument<buffer<E>> {
+  using element = E;
+};
+template <class E>
+struct binding_argument<const buffer<E>*> {
+  using element = E;
+};
+template <class E>
+struct binding_argument<buffer<E>*> {
+  using element = E;
+};
+template <class A>
+using argument_element = typename binding_argument<std::remove_cvref_t<A>>::element;
+
 }  // namespace detail
 
 // A recorder is used by one thread at a time; several recorders of one
@@ -137,27 +156,41 @@ class recorder {
   const device_traits& device() const { return ctx_->device(); }
 
   // The typed front end: binding element types and the parameter block are
-  // checked at compile time against description D.
-  template <kernel_description D, class Params, class... Elements>
+  // checked at compile time against description D. Each binding takes a
+  // buffer<E>, or a pointer to one: nullptr binds unused_binding(E), for
+  // bindings a specialization constant switches off (an absent mask).
+  template <kernel_description D, class Params, class... Arguments>
   void dispatch(const Params& params, std::span<const spec_value> spec, extent3 groups,
-                const buffer<Elements>&... buffers) {
+                const Arguments&... buffers) {
     static_assert(std::is_same_v<Params, params_of<D>>,
                   "the parameter block differs from the description's params type");
-    check_elements<D, Elements...>();
-    const std::array<buffer_view, sizeof...(Elements)> views{buffers.view()...};
+    check_elements<D, detail::argument_element<Arguments>...>();
+    const std::array<buffer_view, sizeof...(Arguments)> views{view_of(buffers)...};
     dispatch(info<D>(), spec, views, std::as_bytes(std::span<const Params, 1>(&params, 1)), groups);
   }
 
   // The same for descriptions without a parameter block.
-  template <kernel_description D, class... Elements>
-  void dispatch(std::span<const spec_value> spec, extent3 groups,
-                const buffer<Elements>&... buffers) {
+  template <kernel_description D, class... Arguments>
+  void dispatch(std::span<const spec_value> spec, extent3 groups, const Arguments&... buffers) {
     static_assert(std::is_void_v<params_of<D>>,
                   "this description has a parameter block: pass it as the first argument");
-    check_elements<D, Elements...>();
-    const std::array<buffer_view, sizeof...(Elements)> views{buffers.view()...};
+    check_elements<D, detail::argument_element<Arguments>...>();
+    const std::array<buffer_view, sizeof...(Arguments)> views{view_of(buffers)...};
     dispatch(info<D>(), spec, views, {}, groups);
   }
+
+  // A view, with element type `element`, of a small buffer the recorder owns:
+  // what a binding the kernel never accesses is bound to, since Vulkan needs
+  // a valid buffer behind every declared binding.
+  buffer_view unused_binding(scalar_kind element) {
+    if (unused_.handle() == VK_NULL_HANDLE)
+      unused_ = memory_buffer(*ctx_, unused_bytes, VK_BUFFER_USAGE_STORAGE_BUFFER_BIT,
+                              VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT);
+    return {unused_.handle(), 0, unused_bytes, element, unused_bytes / kind_size(element)};
+  }
+
+  // The target of the device this recorder records for.
+  const tessel::target& target() const { return ctx_->target(); }
 
   // Writes a timestamp once all previously recorded work is done; returns
   // its index for elapsed_ms().
@@ -210,6 +243,17 @@ class recorder {
   std::uint32_t dispatch_count() const { return dispatches_; }
 
  private:
+  static constexpr std::uint64_t unused_bytes = 16;
+
+  template <class E>
+  buffer_view view_of(const buffer<E>& b) {
+    return b.view();
+  }
+  template <class E>
+  buffer_view view_of(const buffer<E>* b) {
+    return b ? b->view() : unused_binding(scalar_traits<E>::kind);
+  }
+
   template <class D, class... Elements>
   static constexpr void check_elements() {
     static_assert(sizeof...(Elements) == D::bindings::count,
@@ -365,6 +409,7 @@ class recorder {
     for (descriptor_pool& p : pools_) vkDestroyDescriptorPool(device_, p.handle, nullptr);
     pools_.clear();
     uniforms_.clear();
+    unused_ = memory_buffer();
     vkDestroyQueryPool(device_, queries_, nullptr);
     vkDestroyFence(device_, fence_, nullptr);
     vkDestroyCommandPool(device_, command_pool_, nullptr);
@@ -379,6 +424,7 @@ class recorder {
   std::vector<descriptor_pool> pools_;
   std::size_t pool_index_ = 0;
   std::vector<memory_buffer> uniforms_;
+  memory_buffer unused_;
   std::uint64_t uniform_used_ = 0;
   std::uint32_t dispatches_ = 0;
   std::uint32_t commands_ = 0;  // dispatches and copies, for the barriers between them
