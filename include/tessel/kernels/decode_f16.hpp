@@ -140,6 +140,21 @@ uint chunk_index(uint cache_base, uint position, uint c) {
   return (cache_base + slot) * ROW_CHUNKS + c;
 }
 
+// The chunks of K (or V) this lane reads for the RB rows of a sub-block
+// starting at logical position `first`; rows past the slice read its last
+// row instead (no branch between the loads, so they are issued together;
+// their weight is 0).
+void load_sub_block(const bool from_values, uint cache_base, uint first, uint last, uint sublane,
+                    out uvec4 packed[RB * CPL]) {
+  UNROLL for (uint u = 0u; u < RB; ++u) {
+    const uint position = min(first + u * RPS, last);
+    UNROLL for (uint i = 0u; i < CPL; ++i) {
+      const uint chunk = chunk_index(cache_base, position, sublane + LPR * i);
+      packed[u * CPL + i] = from_values ? values_wide[chunk] : keys_wide[chunk];
+    }
+  }
+}
+
 void main() {
   const uint lane = gl_SubgroupInvocationID;
   const uint sg = gl_SubgroupID;
@@ -186,8 +201,6 @@ void main() {
   // position block + s * RPS + r ends in lane r * LPR + s, so every lane owns
   // one position of the block for the softmax.
   for (uint block = slice_begin + sg * SG; block < slice_end; block += NSG * SG) {
-    // Rows past the slice read its last row instead (no branch between the
-    // loads, so they are issued together); their weight is 0.
     const uint last = slice_end - 1u;
     // Keys in sub-blocks of RB steps: the sub-block's loads are issued
     // together, each lane accumulates partial dots of its chunks, and a
@@ -197,11 +210,7 @@ void main() {
     float score[HEADS];
     UNROLL for (uint sub = 0u; sub < LPR; sub += RB) {
       uvec4 packed[RB * CPL];
-      UNROLL for (uint u = 0u; u < RB; ++u) {
-        const uint position = min(block + (sub + u) * RPS + row_in_step, last);
-        UNROLL for (uint i = 0u; i < CPL; ++i)
-          packed[u * CPL + i] = keys_wide[chunk_index(cache_base, position, sublane + LPR * i)];
-      }
+      load_sub_block(false, cache_base, block + sub * RPS + row_in_step, last, sublane, packed);
       float partial[HEADS * RB];
       UNROLL for (uint g = 0u; g < HEADS; ++g)
         UNROLL for (uint u = 0u; u < RB; ++u) {
@@ -247,11 +256,7 @@ void main() {
     // Values in the same sub-blocks.
     UNROLL for (uint sub = 0u; sub < LPR; sub += RB) {
       uvec4 packed[RB * CPL];
-      UNROLL for (uint u = 0u; u < RB; ++u) {
-        const uint position = min(block + (sub + u) * RPS + row_in_step, last);
-        UNROLL for (uint i = 0u; i < CPL; ++i)
-          packed[u * CPL + i] = values_wide[chunk_index(cache_base, position, sublane + LPR * i)];
-      }
+      load_sub_block(true, cache_base, block + sub * RPS + row_in_step, last, sublane, packed);
       UNROLL for (uint u = 0u; u < RB; ++u)
         UNROLL for (uint g = 0u; g < HEADS; ++g) {
           const float w = subgroupShuffle(weight[g], row_in_step * LPR + sub + u);
