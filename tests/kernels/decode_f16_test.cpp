@@ -195,7 +195,8 @@ TEST_F(DecodeF16, BadArgumentsAreRejectedBeforeRecording) {
     change(a);
     return a;
   };
-  expect_error(with([](auto& a) { a.head_dim = 96; }), "head_dim = 96 has no variant; supported: 64, 128, 256, 512");
+  expect_error(with([](auto& a) { a.head_dim = 96; }),
+               "head_dim = 96 has no variant; supported: 64, 128, 256, 512");
   expect_error(with([](auto& a) { a.num_kv_heads = 3; }),
                "num_heads = 4 must be a multiple of num_kv_heads = 3");
   expect_error(with([](auto& a) { a.num_kv_heads = 0; }), "num_kv_heads = 0 must be > 0");
