@@ -173,6 +173,7 @@ int bench(const parsed& args) {
         r.series += (r.series.empty() ? "" : " ") + part;
     }
     r.length_dim = k.length_dim;
+    r.length_meaning = k.length_meaning;
     line.show("[" + std::to_string(i + 1) + "/" + std::to_string(cases.size()) + "] " + r.kernel +
               " " + r.shape);
     try {

@@ -22,7 +22,7 @@ struct bench_row {
   std::string set;    // "issue" (the issue's shapes), "sweep" or "custom" (--shape)
   std::string shape;  // "B=1 H=16 ..."
   std::vector<std::pair<std::string, std::uint32_t>> dims;
-  std::string length_dim;
+  std::string length_dim, length_meaning;
   std::uint32_t length = 0;
   std::string series;  // the shape without the length: one line of the plot
   double bytes = 0, flops = 0;
@@ -139,14 +139,14 @@ inline std::string bench_table(const std::vector<bench_row>& rows) {
       kernel = r.kernel;
       char header[256];
       std::snprintf(
-          header, sizeof header, "%s%s (%s)\n  %-34s %6s %10s %21s %7s %9s %8s %9s %9s %7s\n",
+          header, sizeof header, "%s%s (%s)\n  %-38s %6s %10s %22s %7s %9s %8s %9s %9s %7s\n",
           out.empty() ? "" : "\n", r.kernel.c_str(), r.suite.c_str(), "shape", "sets", "median us",
           "p10 .. p90 us", "spread", "MB", "GB/s", "TFLOP/s", "floor us", "floor");
       out += header;
     }
     char line[256];
     std::snprintf(line, sizeof line,
-                  "  %-34s %6d %10.1f %10.1f .. %-8.1f %6.1f%% %9.2f %8.1f %9s %9.1f %6.1f%%\n",
+                  "  %-38s %6d %10.1f %10.1f .. %-8.1f %6.1f%% %9.2f %8.1f %9s %9.1f %6.1f%%\n",
                   r.shape.c_str(), r.sets, r.time.median_us, r.time.p10_us, r.time.p90_us,
                   100 * (r.time.p90_us - r.time.p10_us) / r.time.median_us, r.bytes / 1e6, r.gbs(),
                   r.flops > 0 ? format("%.2f", r.tflops()).c_str() : "-", r.floor_us,
@@ -210,7 +210,7 @@ inline std::string bench_svg(const bench_environment& env, const std::vector<ben
   }
   std::erase_if(panels, [](const auto& p) { return p.second.empty(); });
 
-  double total = 30;
+  double total = 50;
   for (const auto& [kernel, series] : panels) total += height + legend * double(series.size()) + 20;
   if (panels.empty()) total += 40;
   std::string out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -218,22 +218,21 @@ inline std::string bench_svg(const bench_environment& env, const std::vector<ben
          "\" height=\"" + format("%.0f", total) +
          "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  out += "<text x=\"10\" y=\"20\" font-size=\"14\">" +
-         xml_escape("tessel bench on " + env.device + ": GPU time per call (median, p10-p90 bar; " +
-                    "dashed: floor)") +
-         "</text>\n";
+  out += "<text x=\"10\" y=\"20\" font-size=\"14\">" + xml_escape("tessel bench on " + env.device) +
+         "</text>\n<text x=\"10\" y=\"38\">GPU time per call: median, p10-p90 bar; dashed: the "
+         "floor</text>\n";
   if (panels.empty())
     out +=
         "<text x=\"10\" y=\"50\">no kernel was measured at two or more lengths of one "
         "shape</text>\n";
 
-  double y0 = 30;
+  double y0 = 50;
   for (const auto& [kernel, series] : panels) {
     double lo_x = 1e300, hi_x = 0, lo_y = 1e300, hi_y = 0;
-    std::string length_dim;
+    std::string axis;
     for (const auto& [key, points] : series)
       for (const bench_row* r : points) {
-        length_dim = r->length_dim;
+        axis = r->length_dim + " (" + r->length_meaning + ")";
         lo_x = std::min(lo_x, double(r->length));
         hi_x = std::max(hi_x, double(r->length));
         lo_y = std::min({lo_y, r->time.p10_us, r->floor_us});
@@ -264,13 +263,17 @@ inline std::string bench_svg(const bench_environment& env, const std::vector<ben
       for (const bench_row* r : points) lengths.push_back(r->length);
     std::sort(lengths.begin(), lengths.end());
     lengths.erase(std::unique(lengths.begin(), lengths.end()), lengths.end());
-    for (std::uint32_t l : lengths)
+    double last_label = -1e9;  // labels closer than 40 px would overlap
+    for (std::uint32_t l : lengths) {
+      if (px(l) - last_label < 40) continue;
+      last_label = px(l);
       out += "<text x=\"" + format("%.1f", px(l)) + "\" y=\"" +
              format("%.1f", y0 + top + plot_h + 16) + "\" text-anchor=\"middle\">" +
              std::to_string(l) + "</text>\n";
+    }
     out += "<text x=\"" + format("%.1f", left + plot_w / 2) + "\" y=\"" +
            format("%.1f", y0 + top + plot_h + 34) + "\" text-anchor=\"middle\">" +
-           xml_escape(length_dim) + " (sequence length)</text>\n";
+           xml_escape(axis) + "</text>\n";
     out += "<text transform=\"translate(16," + format("%.1f", y0 + top + plot_h / 2) +
            ") rotate(-90)\" text-anchor=\"middle\">GPU time per call (us)</text>\n";
     std::size_t index = 0;

@@ -53,6 +53,7 @@ struct bench_kernel {
   std::string_view suite;
   std::vector<std::string_view> dims;
   std::string_view length_dim;  // the sequence length: the plot's x axis
+  std::string_view length_meaning;
   std::vector<std::vector<std::uint32_t>> shapes;
   std::vector<std::uint32_t> sweep_base;  // the length entry is replaced
   std::vector<std::uint32_t> sweep_lengths;
@@ -196,6 +197,7 @@ inline const std::vector<bench_kernel>& bench_kernels() {
        "decode",
        {"B", "H", "Hkv", "D", "L"},
        "L",
+       "tokens in the cache",
        {{1, 16, 8, 256, 4096},
         {1, 16, 8, 256, 32768},
         {1, 16, 2, 512, 32768},
@@ -209,6 +211,7 @@ inline const std::vector<bench_kernel>& bench_kernels() {
        "prefill",
        {"B", "H", "Hkv", "L", "D", "causal"},
        "L",
+       "prompt length: queries = keys",
        {{1, 16, 8, 2048, 256, 1},
         {1, 16, 8, 8192, 256, 1},
         {1, 16, 2, 8192, 512, 1},
@@ -223,6 +226,7 @@ inline const std::vector<bench_kernel>& bench_kernels() {
        "prefill",
        {"B", "H", "Hkv", "L", "D", "causal"},
        "L",
+       "prompt length: queries = keys",
        {{1, 16, 8, 8192, 256, 0}},
        {},
        {},
@@ -233,6 +237,7 @@ inline const std::vector<bench_kernel>& bench_kernels() {
        "tq",
        {"Hkv", "T", "D", "bits"},
        "T",
+       "tokens encoded",
        {{8, 1, 256, 4},
         {8, 4096, 256, 4},
         {8, 32768, 256, 4},

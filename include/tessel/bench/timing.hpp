@@ -195,7 +195,12 @@ void main() {
     c2 = coopMatMulAddNV(a, b, c2);
     c3 = coopMatMulAddNV(a, b, c3);
   }
-  coopMatStoreNV(c0 + c1 + c2 + c3, dst, subgroup * 256u, 16u, false);
+  // Stored one by one: the optimizer of SPIRV-Tools 2022.4 (Debian 12)
+  // crashes folding a sum of cooperative matrices.
+  coopMatStoreNV(c0, dst, subgroup * 1024u, 16u, false);
+  coopMatStoreNV(c1, dst, subgroup * 1024u + 256u, 16u, false);
+  coopMatStoreNV(c2, dst, subgroup * 1024u + 512u, 16u, false);
+  coopMatStoreNV(c3, dst, subgroup * 1024u + 768u, 16u, false);
 }
 )glsl";
 };
@@ -236,7 +241,8 @@ inline matrix_rates measure_matrix(vk::context& ctx, std::uint32_t iterations = 
   }
   if (has_coopmat_rate(ctx.device())) {
     const std::uint32_t groups = units * 8;
-    vk::buffer<float> dst(ctx, std::uint64_t{groups} * coopmat_rate::subgroups * 256);
+    vk::buffer<float> dst(
+        ctx, std::uint64_t{groups} * coopmat_rate::subgroups * coopmat_rate::accumulators * 256);
     const timing t = time_gpu(
         ctx,
         [&](vk::recorder& rec, int) {
