@@ -84,7 +84,7 @@ inline std::string bench_json(const bench_environment& env, const std::vector<be
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const bench_row& r = rows[i];
     json_line dims;
-    for (const auto& [name, value] : r.dims) dims.add(name, double(value));
+    for (const auto& [name, value] : r.dims) dims.add_raw(name, std::to_string(value));
     json_line row;
     row.add("kernel", r.kernel)
         .add("suite", r.suite)
@@ -92,11 +92,11 @@ inline std::string bench_json(const bench_environment& env, const std::vector<be
         .add("shape", r.shape)
         .add_raw("dims", dims.str())
         .add("length_dim", r.length_dim)
-        .add("length", double(r.length))
+        .add_raw("length", std::to_string(r.length))
         .add("bytes", r.bytes)
         .add("flops", r.flops)
-        .add("sets", double(r.sets))
-        .add("reps", double(r.time.samples))
+        .add_raw("sets", std::to_string(r.sets))
+        .add_raw("reps", std::to_string(r.time.samples))
         .add("median_us", r.time.median_us)
         .add("p10_us", r.time.p10_us)
         .add("p90_us", r.time.p90_us)

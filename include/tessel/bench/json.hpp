@@ -20,7 +20,7 @@ class json_line {
   json_line& add(const std::string& key, double value) {
     if (!std::isfinite(value)) return add_raw(key, "null");
     char text[64];
-    std::snprintf(text, sizeof text, "%.6g", value);
+    std::snprintf(text, sizeof text, "%.9g", value);
     return add_raw(key, text);
   }
   // `json` is already JSON text: a nested object, an array, true or null.
