@@ -117,8 +117,10 @@ struct copy_rates {
 };
 
 // Device-to-device copy rates in GB/s, counting bytes read plus bytes
-// written (how bandwidth is usually quoted).
+// written (how bandwidth is usually quoted). `bytes` is capped at the
+// largest buffer a shader may bind on the device.
 inline copy_rates measure_copy(vk::context& ctx, std::uint64_t bytes = 1ull << 30, int reps = 20) {
+  bytes = std::min(bytes, ctx.device().max_storage_buffer_range) / 16 * 16;
   vk::buffer<std::uint32_t> src(ctx, bytes / 4), dst(ctx, bytes / 4);
   src.fill(1u);
   auto rate = [&](const timing& t) {
