@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "common.hpp"
+#include "tessel/bench/json.hpp"
+#include "tessel/bench/timing.hpp"
 #include "tessel/kernels/decode_f16.hpp"
 
 namespace {

@@ -1,18 +1,95 @@
 #!/usr/bin/env python3
-"""Merges decode_bench's and sdpa_decode.py's JSON lines into the markdown
-table of docs/perf/decode_f16.md: tessel's default plan next to each PyTorch
-backend, as time and as a fraction of the copy bandwidth tessel measured, and
-(after a --sweep) the fastest tilings per shape."""
+"""Puts tessel's timings next to PyTorch's as the markdown tables of docs/perf/.
+
+    python3 bench/peers/merge.py BENCH.json SDPA.json
+        `tessel bench`'s JSON and sdpa.py's: per suite, a table of the issue's
+        shapes and one of the length sweep, each shape with its floor, tessel's
+        time and fraction of the floor, every PyTorch backend's time, and the
+        speed-up over the fastest backend.
+    python3 bench/peers/merge.py TESSEL.jsonl SDPA.jsonl
+        decode_bench's and sdpa_decode.py's JSON lines: docs/perf/decode_f16.md's
+        table (tessel's default plan next to the fastest backend) and, after
+        a --sweep, the fastest tilings per shape.
+"""
 import json
 import sys
+
+BACKENDS = ("flash", "efficient", "cudnn", "math")
+
+
+def load(path):
+    """A benchmark document (a dict with "rows"), or a list of JSON lines."""
+    text = open(path).read()
+    try:
+        doc = json.loads(text)
+        if isinstance(doc, dict) and "rows" in doc:
+            return doc
+    except json.JSONDecodeError:
+        pass
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def fmt_us(us):
+    return f"{us:.1f}" if us < 1000 else f"{us:.0f}"
+
+
+def merge_bench(tessel, peers):
+    copy, matrix = tessel["copy"], tessel["matrix"]
+    print(f"Device: {tessel['device']['name']} ({tessel['device']['driver']}). "
+          f"Copy bandwidth (read + write) measured by tessel: {copy['gbs']:.0f} GB/s; "
+          f"matrix rate: {matrix['fma_tflops']:.1f} TFLOP/s by f32 FMAs"
+          + (f", {matrix['coopmat_tflops']:.0f} TFLOP/s by f16 cooperative matrices"
+             if matrix.get("coopmat_tflops") else "")
+          + f". PyTorch: {peers['device']['driver']}, copy {peers['copy']['gbs']:.0f} GB/s.\n")
+    print("Floor: the shape's bytes at the copy bandwidth or its FLOPs at the best matrix "
+          "rate, whichever takes longer. \"% of floor\" = floor / median time. "
+          "Times are medians of GPU time per call in us.\n")
+    key = lambda r: (r["suite"], r["shape"])
+    by_shape = {}
+    for p in peers["rows"]:
+        by_shape.setdefault(key(p), []).append(p)
+    suites = []
+    for r in tessel["rows"]:
+        if r["suite"] not in suites:
+            suites.append(r["suite"])
+    for suite in suites:
+        rows = [r for r in tessel["rows"] if r["suite"] == suite]
+        if not any(key(r) in by_shape for r in rows):
+            continue
+        present = [b for b in BACKENDS
+                   if any(p["backend"] == b for r in rows for p in by_shape.get(key(r), []))]
+        for set_name, title in (("issue", "the issue's shapes"), ("sweep", "sequence length sweep"),
+                                ("custom", "other shapes")):
+            chosen = [r for r in rows if r["set"] == set_name]
+            if not chosen:
+                continue
+            print(f"### {suite}: {title}\n")
+            print("| kernel | shape | MB | GFLOP | floor us | tessel us (p10-p90) | tessel % of floor | "
+                  + " | ".join(f"{b} us" for b in present)
+                  + " | best PyTorch % of floor | speed-up |")
+            print("|---|---|---|---|---|---|---|" + "---|" * len(present) + "---|---|")
+            for r in chosen:
+                peer = {p["backend"]: p for p in by_shape.get(key(r), [])}
+                best = min(peer.values(), key=lambda p: p["median_us"]) if peer else None
+                cells = [r["kernel"], r["shape"], f"{r['bytes'] / 1e6:.1f}",
+                         f"{r['flops'] / 1e9:.3g}" if r["flops"] else "-", fmt_us(r["floor_us"]),
+                         f"{fmt_us(r['median_us'])} ({fmt_us(r['p10_us'])}-{fmt_us(r['p90_us'])})",
+                         f"{100 * r['floor_fraction']:.0f}%"]
+                cells += [fmt_us(peer[b]["median_us"]) if b in peer else "-" for b in present]
+                if best:
+                    cells += [f"{100 * best['floor_fraction']:.0f}% ({best['backend']})",
+                              f"{best['median_us'] / r['median_us']:.2f}x"]
+                else:
+                    cells += ["-", "-"]
+                print("| " + " | ".join(cells) + " |")
+            print()
 
 
 def plan(r):
     return f"{r['heads_per_group']}/{r['heads_per_subgroup']}/{r['position_splits']}, {r['nwg']}"
 
 
-def main():
-    rows = [json.loads(line) for path in sys.argv[1:] for line in open(path) if line.startswith("{")]
+def merge_decode_bench(rows):
     copy = next(r["gbs"] for r in rows if r["kind"] == "copy")
     device = next(r["device"] for r in rows if r["kind"] == "copy")
     torch_copy = next((r for r in rows if r["kind"] == "torch_copy"), None)
@@ -46,6 +123,17 @@ def main():
             best = sorted((r for r in swept if key(r) == shape), key=lambda r: r["median_us"])[:4]
             print(f"| {shape} | " + "; ".join(
                 f"{plan(r)}: {r['median_us']:.1f}, {100 * r['copy_fraction']:.0f}%" for r in best) + " |")
+
+
+def main():
+    docs = [load(path) for path in sys.argv[1:]]
+    if len(docs) == 2 and all(isinstance(d, dict) for d in docs):
+        tessel, peers = sorted(docs, key=lambda d: d.get("tool") != "tessel bench")
+        merge_bench(tessel, peers)
+    elif all(isinstance(d, list) for d in docs):
+        merge_decode_bench([r for d in docs for r in d])
+    else:
+        sys.exit("usage: merge.py BENCH.json SDPA.json | merge.py TESSEL.jsonl SDPA.jsonl")
 
 
 if __name__ == "__main__":
