@@ -58,15 +58,15 @@ void add_variants(std::vector<variant>& list) {
 // per subgroup, position splits).
 std::vector<variant> sweep_variants() {
   std::vector<variant> list;
-  add_variants<128, decode_tiling{1, 1, 2}, decode_tiling{1, 1, 4}, decode_tiling{2, 1, 1},
-               decode_tiling{2, 1, 2}, decode_tiling{4, 1, 1}, decode_tiling{4, 1, 2},
-               decode_tiling{4, 2, 1}>(list);
-  add_variants<256, decode_tiling{1, 1, 1}, decode_tiling{1, 1, 2}, decode_tiling{1, 1, 4},
-               decode_tiling{2, 1, 1}, decode_tiling{2, 1, 2}, decode_tiling{2, 1, 4},
-               decode_tiling{2, 2, 1}>(list);
-  add_variants<512, decode_tiling{2, 1, 1}, decode_tiling{2, 1, 2}, decode_tiling{4, 1, 1},
-               decode_tiling{4, 1, 2}, decode_tiling{8, 1, 1}, decode_tiling{8, 1, 2},
-               decode_tiling{8, 2, 1}>(list);
+  add_variants<128, decode_tiling{1, 1, 4}, decode_tiling{2, 1, 2}, decode_tiling{2, 1, 4},
+               decode_tiling{4, 1, 1}, decode_tiling{4, 1, 2}, decode_tiling{4, 2, 1},
+               decode_tiling{4, 2, 2}, decode_tiling{4, 2, 4}, decode_tiling{4, 4, 4}>(list);
+  add_variants<256, decode_tiling{1, 1, 4}, decode_tiling{1, 1, 8}, decode_tiling{2, 1, 1},
+               decode_tiling{2, 1, 2}, decode_tiling{2, 1, 4}, decode_tiling{2, 2, 2},
+               decode_tiling{2, 2, 4}, decode_tiling{2, 2, 8}>(list);
+  add_variants<512, decode_tiling{2, 1, 4}, decode_tiling{4, 1, 1}, decode_tiling{4, 1, 2},
+               decode_tiling{4, 2, 2}, decode_tiling{4, 2, 4}, decode_tiling{8, 1, 1},
+               decode_tiling{8, 1, 2}, decode_tiling{8, 2, 1}, decode_tiling{8, 2, 2}>(list);
   return list;
 }
 
@@ -159,7 +159,7 @@ int main(int argc, char** argv) {
         const std::uint32_t group = s.heads / s.kv_heads;
         for (const variant& v : variants)
           if (v.dim == s.dim && group % static_cast<std::uint32_t>(v.tiling.heads) == 0)
-            for (std::uint32_t nwg : {0u, 8u, 16u, 24u, 32u, 48u, 64u, 128u})
+            for (std::uint32_t nwg : {0u, 8u, 16u, 32u, 64u, 128u})
               if (nwg * 64 <= s.length) configs.push_back({&v, nwg});
       }
       for (std::size_t ci = 0; ci < configs.size(); ++ci) {

@@ -128,13 +128,18 @@ struct decode_engine {
   }
 
   // Positions per tile: the most (a power of two, at most 64) whose staged
-  // rows of `row_bytes` fit beside the engine's shared memory, and at least
-  // one step of rows for every position split. 0 when none fit.
+  // rows of `row_bytes` fit beside the engine's shared memory and take at
+  // most 256 bytes per invocation (the loader holds the next tile in
+  // registers: 16 16-byte loads each, beyond which the H100 spills them),
+  // and at least one step of rows for every position split. 0 when none fit.
   static constexpr std::uint32_t tile_positions(const target& t, std::uint32_t row_bytes) {
     const std::uint32_t smallest = rows_per_step(t) * T.position_splits;
+    const std::uint32_t register_bytes = 256 * subgroups * t.subgroup_size;
     if (engine_bytes() + smallest * row_bytes > t.shared_memory_bytes) return 0;
     std::uint32_t tile = smallest;
-    while (tile < 64 && engine_bytes() + 2 * tile * row_bytes <= t.shared_memory_bytes) tile *= 2;
+    while (tile < 64 && engine_bytes() + 2 * tile * row_bytes <= t.shared_memory_bytes &&
+           2 * tile * row_bytes <= register_bytes)
+      tile *= 2;
     return tile;
   }
 
@@ -482,9 +487,11 @@ void with_heads(std::uint32_t heads, F&& f) {
 // Slices per head: at least one workgroup per compute unit, and slices of
 // about 2 MiB of cache each (fewer, longer slices are slower to fill the
 // machine; more, shorter ones spend more time in the reduce and in per-slice
-// setup), but none shorter than the longest tile (64 positions). On the H100 this matches the
-// fastest NWG of the sweep at every shape of docs/perf/decode_f16.md. Devices that do not report
-// their compute units are assumed to have 16.
+// setup), rounded up to a power of two (on the H100, 16 or 32 slices of a
+// 32768-position cache run up to 1.6x faster than 17), none shorter than the
+// longest tile (64 positions), at most max_decode_nwg. Devices that do not
+// report their compute units are assumed to have 16. docs/perf/decode_f16.md
+// has the sweep.
 inline std::uint32_t default_nwg(const vk::device_traits& device,
                                  std::uint64_t workgroups_per_slice, std::uint32_t positions,
                                  std::uint64_t position_bytes) {
@@ -493,7 +500,7 @@ inline std::uint32_t default_nwg(const vk::device_traits& device,
   const std::uint64_t to_fill = (units + workgroups_per_slice - 1) / workgroups_per_slice;
   const std::uint64_t by_size = (positions * position_bytes + slice_bytes - 1) / slice_bytes;
   return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
-      std::max(to_fill, by_size), 1,
+      std::bit_ceil(std::max(to_fill, by_size)), 1,
       std::min<std::uint64_t>((positions + shortest - 1) / shortest, max_decode_nwg)));
 }
 
