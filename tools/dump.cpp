@@ -124,7 +124,12 @@ int dump(const parsed& args) {
   std::size_t written = 0, skipped = 0, failed = 0, listed = 0;
   for (const variant_info* v : selected) {
     std::string skip_reason;
-    if (!v->fits(t))
+    const feature missing = static_cast<feature>(static_cast<std::uint32_t>(v->features(t)) &
+                                                 ~static_cast<std::uint32_t>(t.features));
+    if (missing != feature::none)
+      skip_reason = "needs " + vk::feature_names(missing) + ", which target " +
+                    std::string(t.name) + " does not have";
+    else if (!v->fits(t))
       skip_reason = "needs " + std::to_string(v->shared_bytes(t)) + " bytes of shared memory and " +
                     std::to_string(v->workgroup(t).count()) + " invocations; target " +
                     std::string(t.name) + " has " + std::to_string(t.shared_memory_bytes) +

@@ -534,8 +534,40 @@ TEST_F(Prefill, BadArgumentsAreRejectedBeforeRecording) {
     kernels::validate_prefill_types(tessel::scalar_kind::bf16, tessel::scalar_kind::bf16,
                                     tessel::scalar_kind::bf16, tessel::scalar_kind::f32);
   });
+  // Without NV cooperative matrices (lavapipe) the matrix path cannot be forced.
+  if (!kernels::prefill_coopmat_supported(rec.target(), good.head_dim))
+    expect_error("must have NV cooperative matrices of 16x16x16 f16 x f16 -> f32", [&] {
+      kernels::record_prefill(rec, good, q, k, v, o, boolean, &blk, kernels::prefill_path::coopmat);
+    });
   EXPECT_EQ(rec.dispatch_count(), 0u);
   // The same arguments, corrected, record.
   kernels::record_prefill(rec, good, q, k, v, o, boolean, &blk);
   EXPECT_EQ(rec.dispatch_count(), 1u);
+}
+
+// The host op runs the cooperative-matrix kernel where the target has NV
+// cooperative matrices of 16x16x16 f16 x f16 -> f32 and 32-lane subgroups,
+// for every shipped head dim, and the portable one elsewhere.
+TEST(PrefillPath, CooperativeMatricesWhereTheTargetHasThem) {
+  using kernels::prefill_path;
+  for (std::uint32_t d : {64u, 128u, 256u, 512u}) {
+    EXPECT_TRUE(kernels::prefill_coopmat_supported(tessel::targets::nvidia, d)) << d;
+    EXPECT_FALSE(kernels::prefill_coopmat_supported(tessel::targets::portable, d)) << d;
+    EXPECT_EQ(kernels::resolve_prefill_path(prefill_path::automatic, tessel::targets::nvidia, d),
+              prefill_path::coopmat);
+    EXPECT_EQ(kernels::resolve_prefill_path(prefill_path::automatic, tessel::targets::portable, d),
+              prefill_path::portable);
+    EXPECT_EQ(kernels::resolve_prefill_path(prefill_path::portable, tessel::targets::nvidia, d),
+              prefill_path::portable);
+  }
+  tessel::target no_shape = tessel::targets::nvidia;
+  no_shape.coopmat_shapes[0] = no_shape.coopmat_shapes[1];  // 16x8x16 only
+  EXPECT_FALSE(kernels::prefill_coopmat_supported(no_shape, 128));
+  tessel::target wide_subgroups = tessel::targets::nvidia;
+  wide_subgroups.subgroup_size = 64;
+  EXPECT_FALSE(kernels::prefill_coopmat_supported(wide_subgroups, 128));
+  tessel::target small_shared = tessel::targets::nvidia;
+  small_shared.shared_memory_bytes = 32768;
+  EXPECT_TRUE(kernels::prefill_coopmat_supported(small_shared, 128));
+  EXPECT_FALSE(kernels::prefill_coopmat_supported(small_shared, 256));
 }

@@ -1,0 +1,375 @@
+// The cooperative-matrix prefill (kernels/prefill_coopmat.hpp) on a GPU that
+// has it: correctness of every variant against the double reference, then
+// GPU time at the shapes of issue 7 next to the portable kernel and the
+// device's cooperative-matrix rate.
+//
+//   prefill_check           both parts
+//   prefill_check --check   correctness only
+//   prefill_check --bench   timing only
+//
+// Check lines: "PASS|FAIL <case>: max error E (tolerance at that element T),
+// portable E" for every head dim (64, 128, 256, 512), I/O type (f16, bf16)
+// and case (ragged lengths, GQA, both layouts, causal with offsets, masks of
+// both kinds and ranks with and without tile classes, a K/V cache poisoned
+// with NaN past key_len, bf16 values near f16's limits). The tolerance is
+// the coopmat kernel's documented bound: half an ulp of the output type
+// relative, plus 2^-10 * max |v| for the f16 probabilities (see
+// prefill_coopmat.hpp), plus 1e-5. Exit status 1 when any case fails or the
+// device has no cooperative matrices.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tessel/bench/timing.hpp"
+#include "tessel/kernels/prefill.hpp"
+#include "tessel/kernels/prefill_blk.hpp"
+#include "tessel/reference/prefill.hpp"
+
+namespace {
+
+using namespace tessel;
+using kernels::attention_layout;
+using kernels::prefill_path;
+using kernels::prefill_problem;
+
+constexpr float inf = std::numeric_limits<float>::infinity();
+
+enum class mask_kind { none, additive, boolean };
+
+template <class T>
+T round_to(float x) {
+  if constexpr (std::is_same_v<T, f16>)
+    return to_f16(x);
+  else
+    return to_bf16(x);
+}
+
+template <class T>
+constexpr T nan_of() {
+  if constexpr (std::is_same_v<T, f16>)
+    return f16{0x7E00};
+  else
+    return bf16{0x7FC0};
+}
+
+struct check_case {
+  std::string name;
+  prefill_problem problem;
+  mask_kind mask = mask_kind::none;
+  bool blk = false;
+  std::uint32_t window = 0;  // > 0: a sliding-window mask instead of random biases
+  bool near_limits = false;  // bf16 V near +-65504, Q and K with f16-subnormal values
+};
+
+prefill_problem shape(std::uint32_t d, std::uint32_t batch, std::uint32_t heads,
+                      std::uint32_t kv_heads, std::uint32_t query_len, std::uint32_t key_len,
+                      attention_layout layout = attention_layout::head_major) {
+  prefill_problem p;
+  p.head_dim = d;
+  p.batch = batch;
+  p.num_heads = heads;
+  p.num_kv_heads = kv_heads;
+  p.query_len = query_len;
+  p.key_len = key_len;
+  p.layout = layout;
+  return p;
+}
+
+std::vector<check_case> cases_for(std::uint32_t d, bool bf16_io) {
+  using L = attention_layout;
+  std::vector<check_case> out;
+  auto add = [&](std::string name, prefill_problem p, mask_kind m = mask_kind::none,
+                 bool blk = false) {
+    out.push_back({std::move(name), p, m, blk, 0, false});
+  };
+  add("ragged gqa2 head_major", shape(d, 2, 4, 2, 37, 75));
+  add("ragged gqa3 seq_major", shape(d, 1, 3, 1, 70, 45, L::seq_major));
+  prefill_problem p = shape(d, 1, 4, 2, 50, 91, L::seq_major);
+  p.causal = true;
+  p.query_offset = 41;  // bottom-right aligned
+  add("causal offset 41", p);
+  p = shape(d, 2, 2, 1, 33, 60);
+  p.causal = true;
+  p.query_offset = 7;
+  p.kv_capacity = 72;  // positions 60..71 hold NaN
+  add("causal offset 7, cache NaN past key_len", p);
+  add("additive rank2 + blk", shape(d, 1, 2, 2, 45, 130), mask_kind::additive, true);
+  p = shape(d, 2, 2, 1, 29, 67, L::seq_major);
+  p.mask_rank = 4;
+  add("boolean rank4 + blk seq_major", p, mask_kind::boolean, true);
+  p = shape(d, 1, 4, 1, 40, 80);
+  p.mask_rank = 4;
+  p.causal = true;
+  p.query_offset = 40;
+  add("additive rank4 causal", p, mask_kind::additive);
+  add("boolean rank2 no blk", shape(d, 1, 2, 1, 64, 128), mask_kind::boolean);
+  add("aligned 128x128 boolean + blk", shape(d, 1, 2, 2, 128, 128), mask_kind::boolean, true);
+  p = shape(d, 1, 2, 2, 100, 300);
+  p.query_offset = 200;
+  out.push_back({"sliding window 40 + blk", p, mask_kind::additive, true, 40, false});
+  add("one query one key", shape(d, 1, 1, 1, 1, 1));
+  if (bf16_io) out.push_back({"bf16 near f16 limits", shape(d, 1, 2, 1, 30, 50), {}, {}, 0, true});
+  return out;
+}
+
+// The biases of a case (as the reference reads them, rounded to T), empty
+// without a mask.
+template <class T>
+std::vector<float> make_biases(const check_case& c, std::mt19937_64& rng) {
+  const prefill_problem& p = c.problem;
+  if (c.mask == mask_kind::none) return {};
+  const std::uint64_t planes = p.mask_rank == 4 ? std::uint64_t{p.batch} * p.num_heads : 1;
+  std::vector<float> b(planes * p.query_len * p.key_len);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::uniform_real_distribution<float> bias(-3, 3);
+  for (std::uint64_t plane = 0; plane < planes; ++plane)
+    for (std::uint32_t i = 0; i < p.query_len; ++i)
+      for (std::uint32_t j = 0; j < p.key_len; ++j) {
+        float& x = b[(plane * p.query_len + i) * p.key_len + j];
+        if (c.window > 0) {
+          const std::int64_t position = std::int64_t{p.query_offset} + i;
+          x = j <= position && position - j < c.window ? 0 : -inf;
+        } else if (i == 3 || unit(rng) < 0.25) {
+          x = -inf;  // row 3 attends nothing: exact zeros
+        } else {
+          x = c.mask == mask_kind::boolean || unit(rng) < 0.3 ? 0 : bias(rng);
+        }
+        x = to_float(round_to<T>(x));
+      }
+  return b;
+}
+
+struct outcome {
+  double max_error = 0, tolerance_there = 0;
+  bool pass = true;
+};
+
+template <class T>
+outcome compare(const std::vector<T>& got, const std::vector<double>& want, double max_v) {
+  const double rel = std::is_same_v<T, f16> ? 1.0 / 2048 : 1.0 / 256;
+  const double abs_tol = 1e-5 + std::ldexp(max_v, -10);
+  outcome o;
+  double worst_ratio = -1;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const double g = to_float(got[i]);
+    const double tol = abs_tol + rel * std::abs(want[i]);
+    const double err = std::isfinite(g) ? std::abs(g - want[i]) : inf;
+    // A row of exact zeros in the reference must be +0 bit for bit.
+    const bool zero_ok = want[i] != 0 || got[i].bits == 0;
+    if (!(err <= tol) || !zero_ok) o.pass = false;
+    o.max_error = std::max(o.max_error, err);
+    if (err / tol > worst_ratio) {
+      worst_ratio = err / tol;
+      o.tolerance_there = tol;
+    }
+  }
+  return o;
+}
+
+template <class T>
+std::vector<T> run(vk::context& ctx, const check_case& c, const std::vector<T>& hq,
+                   const std::vector<T>& hk, const std::vector<T>& hv,
+                   const std::vector<float>& biases, prefill_path path) {
+  const prefill_problem& p = c.problem;
+  vk::buffer<T> q(ctx, hq.size()), k(ctx, hk.size()), v(ctx, hv.size()), o(ctx, hq.size());
+  q.upload(hq);
+  k.upload(hk);
+  v.upload(hv);
+  o.fill(nan_of<T>());
+  vk::recorder rec(ctx);
+  const auto with_mask = [&]<class M>(const std::vector<M>& host) {
+    vk::buffer<M> mask(ctx, host.size());
+    mask.upload(host);
+    std::optional<vk::buffer<u8>> blk;
+    if (c.blk) {
+      blk.emplace(ctx, kernels::prefill_sizes_of(p).blk);
+      blk->fill(0xEE);
+      kernels::record_prefill_blk(rec, p, mask, *blk);
+    }
+    kernels::record_prefill(rec, p, q, k, v, o, mask, blk ? &*blk : nullptr, path);
+    rec.submit_and_wait();
+  };
+  if (c.mask == mask_kind::additive) {
+    std::vector<T> m(biases.size());
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = round_to<T>(biases[i]);
+    with_mask(m);
+  } else if (c.mask == mask_kind::boolean) {
+    std::vector<u8> m(biases.size());
+    for (std::size_t i = 0; i < m.size(); ++i) m[i] = biases[i] == 0 ? 1 : 0;
+    with_mask(m);
+  } else {
+    kernels::record_prefill(rec, p, q, k, v, o, path);
+    rec.submit_and_wait();
+  }
+  return o.download();
+}
+
+template <class T>
+int check_type(vk::context& ctx, std::uint32_t d) {
+  int failures = 0;
+  const char* type = std::is_same_v<T, f16> ? "f16" : "bf16";
+  for (const check_case& c : cases_for(d, std::is_same_v<T, bf16>)) {
+    std::mt19937_64 rng(d * 1000 + c.name.size() * 7 + (std::is_same_v<T, f16> ? 0 : 1));
+    const prefill_problem& p = c.problem;
+    const kernels::prefill_sizes sizes = kernels::prefill_sizes_of(p);
+    std::uniform_real_distribution<float> unit(-1, 1);
+    std::vector<T> q(sizes.q), k(sizes.k), v(sizes.v);
+    for (T& x : q) x = round_to<T>(unit(rng));
+    for (T& x : k) x = round_to<T>(unit(rng));
+    for (T& x : v) x = round_to<T>(unit(rng));
+    if (c.near_limits) {
+      // V within f16's range but close to its limit; some Q and K below
+      // f16's normal range (2^-14), where the conversion loses bits.
+      std::uniform_real_distribution<float> big(30000, 65000);
+      for (T& x : v) x = round_to<T>(unit(rng) < 0 ? -big(rng) : big(rng));
+      for (std::size_t i = 0; i < q.size(); i += 5) q[i] = round_to<T>(3e-6f * unit(rng));
+      for (std::size_t i = 0; i < k.size(); i += 7) k[i] = round_to<T>(3e-6f * unit(rng));
+    }
+    const kernels::PrefillParams s = kernels::prefill_params(p);
+    for (std::uint32_t b = 0; b < p.batch; ++b)
+      for (std::uint32_t h = 0; h < p.num_kv_heads; ++h)
+        for (std::uint32_t j = p.key_len; j < p.capacity(); ++j)
+          for (std::uint32_t e = 0; e < p.head_dim; ++e) {
+            const std::size_t at = b * s.k_strides[0] + h * s.k_strides[1] + j * s.k_strides[2] + e;
+            k[at] = v[at] = nan_of<T>();
+          }
+    const std::vector<float> biases = make_biases<T>(c, rng);
+    const std::vector<double> want = reference::prefill(
+        p, reference::widen<T>(q), reference::widen<T>(k), reference::widen<T>(v), biases);
+    double max_v = 0;
+    for (std::uint32_t b = 0; b < p.batch; ++b)
+      for (std::uint32_t h = 0; h < p.num_kv_heads; ++h)
+        for (std::uint32_t j = 0; j < p.key_len; ++j)
+          for (std::uint32_t e = 0; e < p.head_dim; ++e)
+            max_v = std::max<double>(
+                max_v, std::abs(to_float(
+                           v[b * s.k_strides[0] + h * s.k_strides[1] + j * s.k_strides[2] + e])));
+    std::string label = std::string(type) + " d" + std::to_string(d) + " " + c.name;
+    try {
+      const outcome coop =
+          compare(run(ctx, c, q, k, v, biases, prefill_path::coopmat), want, max_v);
+      const outcome portable =
+          compare(run(ctx, c, q, k, v, biases, prefill_path::portable), want, max_v);
+      std::printf("%s %-52s max error %.3g (tolerance there %.3g), portable %.3g%s\n",
+                  coop.pass ? "PASS" : "FAIL", label.c_str(), coop.max_error, coop.tolerance_there,
+                  portable.max_error, portable.pass ? "" : " (portable FAILS too)");
+      failures += coop.pass ? 0 : 1;
+    } catch (const std::exception& e) {
+      std::printf("FAIL %-52s %s\n", label.c_str(), e.what());
+      ++failures;
+    }
+    std::fflush(stdout);
+  }
+  return failures;
+}
+
+int check_all(vk::context& ctx) {
+  int failures = 0;
+  for (std::uint32_t d : {64u, 128u, 256u, 512u}) {
+    failures += check_type<f16>(ctx, d);
+    failures += check_type<bf16>(ctx, d);
+  }
+  std::printf("%s: %d case(s) failed\n", failures == 0 ? "ALL PASS" : "FAILURES", failures);
+  return failures;
+}
+
+struct bench_shape {
+  std::uint32_t batch, heads, kv_heads, length, dim;
+  bool causal, bf16_io;
+};
+
+template <class T>
+void bench_one(vk::context& ctx, const bench_shape& b, double coopmat_rate) {
+  prefill_problem p = shape(b.dim, b.batch, b.heads, b.kv_heads, b.length, b.length);
+  p.causal = b.causal;
+  const kernels::prefill_sizes sizes = kernels::prefill_sizes_of(p);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> unit(-1, 1);
+  std::vector<T> host(std::max(sizes.q, sizes.k));
+  for (T& x : host) x = round_to<T>(unit(rng));
+  vk::buffer<T> q(ctx, sizes.q), k(ctx, sizes.k), v(ctx, sizes.v), o(ctx, sizes.o);
+  q.upload(std::span<const T>(host.data(), sizes.q));
+  k.upload(std::span<const T>(host.data(), sizes.k));
+  v.upload(std::span<const T>(host.data(), sizes.v));
+  const double flops =
+      4.0 * b.batch * b.heads * double(b.length) * b.length * b.dim * (b.causal ? 0.5 : 1.0);
+  const bench::repetitions how{3, 50, 1500, 100};
+  double coop_ms = 0, portable_ms = 0;
+  for (prefill_path path : {prefill_path::coopmat, prefill_path::portable}) {
+    const bench::timing t = bench::time_gpu(
+        ctx, [&](vk::recorder& rec, int) { kernels::record_prefill(rec, p, q, k, v, o, path); },
+        how);
+    (path == prefill_path::coopmat ? coop_ms : portable_ms) = t.median_us / 1e3;
+  }
+  std::printf(
+      "B=%-2u H=%-2u Hkv=%-2u L=%-5u D=%-3u %-10s %-4s  coopmat %8.3f ms %6.1f TFLOP/s (%4.1f%% of "
+      "the coopmat rate)   portable %8.3f ms %6.1f TFLOP/s\n",
+      b.batch, b.heads, b.kv_heads, b.length, b.dim, b.causal ? "causal" : "non-causal",
+      b.bf16_io ? "bf16" : "f16", coop_ms, flops / (coop_ms * 1e9),
+      100 * flops / (coop_ms * 1e9) / coopmat_rate, portable_ms, flops / (portable_ms * 1e9));
+  std::fflush(stdout);
+}
+
+void bench_all(vk::context& ctx) {
+  const bench::matrix_rates rates = bench::measure_matrix(ctx);
+  std::printf(
+      "%s: cooperative-matrix rate %.1f TFLOP/s (bench::coopmat_rate, f16 x f16 -> f32 from "
+      "registers, no memory traffic), f32 FMA rate %.1f TFLOP/s\n",
+      ctx.device().name.c_str(), rates.coopmat_tflops, rates.fma_tflops);
+  std::printf(
+      "TFLOP/s = 4 * B * H * L * L * D / time, halved for causal; compare with PyTorch "
+      "SDPA at the same shapes (bench/peers/sdpa.py)\n");
+  const bench_shape shapes[] = {
+      {1, 16, 8, 2048, 256, true, true},   {1, 16, 8, 8192, 256, true, true},
+      {1, 16, 8, 8192, 256, false, false}, {1, 16, 2, 8192, 512, true, true},
+      {32, 12, 12, 512, 64, false, true},  {4, 32, 8, 8192, 128, true, true}};
+  for (const bench_shape& b : shapes) {
+    try {
+      if (b.bf16_io)
+        bench_one<bf16>(ctx, b, rates.coopmat_tflops);
+      else
+        bench_one<f16>(ctx, b, rates.coopmat_tflops);
+    } catch (const std::exception& e) {
+      std::printf("B=%u H=%u L=%u D=%u: FAILED: %s\n", b.batch, b.heads, b.length, b.dim, e.what());
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool check = true, bench = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--check") == 0) {
+      bench = false;
+    } else if (std::strcmp(argv[i], "--bench") == 0) {
+      check = false;
+    } else {
+      std::fprintf(stderr, "usage: prefill_check [--check | --bench]\n");
+      return 2;
+    }
+  }
+  try {
+    vk::context ctx;
+    std::printf("device: %s\n", ctx.device().name.c_str());
+    if (!kernels::prefill_coopmat_supported(ctx.target(), 64)) {
+      std::printf(
+          "FAIL: this device has no cooperative-matrix prefill (needs VK_NV_cooperative_"
+          "matrix with 16x16x16 f16 x f16 -> f32 and 32-lane subgroups)\n");
+      return 1;
+    }
+    int failures = 0;
+    if (check) failures = check_all(ctx);
+    if (bench) bench_all(ctx);
+    return failures == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::printf("FAIL: %s\n", e.what());
+    return 1;
+  }
+}

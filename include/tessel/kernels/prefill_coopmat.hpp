@@ -1,0 +1,501 @@
+// The prefill on NVIDIA's matrix units (VK_NV_cooperative_matrix, issue 7):
+// the same op as the portable kernel (prefill.hpp), with Q K^T and P V done
+// as f16 x f16 -> f32 products of 16x16 tiles. Same parameter block, problem,
+// validation, masks, causal rule, GQA, layouts and tile classes
+// (prefill_shared.hpp, prefill_blk.hpp); record_prefill (prefill.hpp) runs
+// this kernel wherever prefill_coopmat_supported says the device can.
+//
+// Precision. The matrix units take f16 operands, so
+//   - Q, K and V are converted to f16 while they are staged in shared
+//     memory. f16 inputs are unchanged. bf16 inputs (8 significant bits) are
+//     exact in f16 from 2^-14 to 65504; smaller magnitudes lose bits (f16
+//     subnormals, 2^-24 apart) and finite values or infinities beyond 65504
+//     are clamped to +-65504 (NaN stays NaN). So bf16 Q, K, V must lie within
+//     f16's range, |x| <= 65504, for the result to follow the reference.
+//   - the probabilities P = exp2(s - max) in [0, 1] are rounded to f16 before
+//     P V. The row sum that divides the output is summed from the same
+//     rounded values, so the output is an exact weighted average of V rows
+//     whose weights are each off by at most half an f16 ulp (2^-11
+//     relative): |error| <= 2^-11 * max |v| beyond the output's rounding.
+// Scores, the softmax and the accumulators are f32, as in the portable kernel.
+#pragma once
+
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "tessel/dsl/description.hpp"
+#include "tessel/dsl/snippets.hpp"
+#include "tessel/dsl/target.hpp"
+#include "tessel/kernels/prefill_shared.hpp"
+#include "tessel/kernels/validate.hpp"
+#include "tessel/vk/recorder.hpp"
+
+namespace tessel::kernels {
+
+// --- geometry ----------------------------------------------------------------
+
+// The kernel's lane mapping assumes 32-lane subgroups (NVIDIA's), four of
+// them per workgroup.
+inline constexpr std::uint32_t coopmat_prefill_lanes = 32;
+inline constexpr std::uint32_t coopmat_prefill_subgroups = 4;
+// The matrix shape used: 16x16x16, f16 x f16 -> f32.
+inline constexpr std::uint32_t coopmat_prefill_tile = 16;
+
+// Subgroups share the work of a workgroup as `4 / split` groups of 16 query
+// rows, each row group's head dim split among `split` subgroups (each holds
+// Q and O for 16 rows x D / split dims in matrix registers); `keys` keys per
+// K/V tile in shared memory.
+struct coopmat_prefill_tiles {
+  std::uint32_t split = 1;
+  std::uint32_t keys = 16;
+  friend constexpr bool operator==(const coopmat_prefill_tiles&,
+                                   const coopmat_prefill_tiles&) = default;
+};
+
+// Shared memory of a tile shape: K and V tiles as f16 with rows padded by 8
+// halves (16 bytes, against bank conflicts), and per subgroup 16 rows of f32
+// scores (padded by 4) and of f16 probabilities (padded by 8).
+constexpr std::uint32_t coopmat_prefill_shared_bytes(std::uint32_t head_dim,
+                                                     coopmat_prefill_tiles t) {
+  const std::uint32_t kv = 2 * t.keys * (head_dim + 8) * 2;
+  const std::uint32_t scores = coopmat_prefill_subgroups * coopmat_prefill_tile * (t.keys + 4) * 4;
+  const std::uint32_t probabilities =
+      coopmat_prefill_subgroups * coopmat_prefill_tile * (t.keys + 8) * 2;
+  return kv + scores + probabilities;
+}
+
+// At most 128 dims per subgroup, so Q (8 f16 fragments) and O (8 f32
+// fragments) stay in registers; the most keys per tile (64, 32 or 16) that
+// fit NVIDIA's 48 KiB of shared memory.
+constexpr coopmat_prefill_tiles coopmat_prefill_tiles_for(std::uint32_t head_dim) {
+  coopmat_prefill_tiles t;
+  t.split = head_dim <= 128 ? 1 : head_dim <= 256 ? 2 : 4;
+  for (std::uint32_t keys : {64u, 32u, 16u}) {
+    t.keys = keys;
+    if (coopmat_prefill_shared_bytes(head_dim, t) <= targets::nvidia.shared_memory_bytes) break;
+  }
+  return t;
+}
+
+// Whether a device (its target) runs the cooperative-matrix prefill: NV
+// cooperative matrices with the 16x16x16 f16 x f16 -> f32 shape, 32-lane
+// subgroups, and the shared memory of head dim `head_dim`'s tiles.
+inline bool prefill_coopmat_supported(const target& t, std::uint32_t head_dim) {
+  if (!has(t.features, feature::cooperative_matrix_nv)) return false;
+  if (t.subgroup_size != coopmat_prefill_lanes) return false;
+  const auto* end = t.coopmat_shapes.begin() + t.coopmat_shape_count;
+  const bool has_shape = std::any_of(t.coopmat_shapes.begin(), end, [](const coopmat_shape& s) {
+    return s.m == 16 && s.n == 16 && s.k == 16 && s.a == scalar_kind::f16 &&
+           s.b == scalar_kind::f16 && s.c == scalar_kind::f32 && s.result == scalar_kind::f32;
+  });
+  return has_shape && coopmat_prefill_shared_bytes(head_dim, coopmat_prefill_tiles_for(head_dim)) <=
+                          t.shared_memory_bytes;
+}
+
+// --- the kernel --------------------------------------------------------------
+
+namespace detail {
+
+// stage(raw): 8 consecutive elements of T (one 16-byte load) as 8 f16.
+template <prefill_element T>
+std::string coopmat_staging_glsl() {
+  if constexpr (std::same_as<T, f16>) {
+    return "uvec4 stage(uvec4 raw) { return raw; }\n";
+  } else {
+    return R"glsl(
+// Two bf16 to two f16, clamped to f16's finite range (NaN stays NaN).
+uint bf16x2_to_f16x2(uint pair) {
+  const vec2 x = vec2(uintBitsToFloat(pair << 16), uintBitsToFloat(pair & 0xFFFF0000u));
+  const vec2 clamped = clamp(x, vec2(-65504.0), vec2(65504.0));
+  return packFloat2x16(f16vec2(mix(clamped, x, isnan(x))));
+}
+uvec4 stage(uvec4 raw) {
+  return uvec4(bf16x2_to_f16x2(raw.x), bf16x2_to_f16x2(raw.y), bf16x2_to_f16x2(raw.z),
+               bf16x2_to_f16x2(raw.w));
+}
+)glsl";
+  }
+}
+
+// The kernel's main(); see prefill_coopmat below for the work split.
+inline constexpr std::string_view prefill_coopmat_main = R"glsl(
+#define F16_TILE fcoopmatNV<16, SUBGROUP_SCOPE, 16, 16>
+#define F32_TILE fcoopmatNV<32, SUBGROUP_SCOPE, 16, 16>
+
+// K (rows 0 .. BK-1) and V (from V_OFFSET) tiles as f16, TILE_STRIDE
+// 16-byte chunks per row; Q is staged here once before the first K tile.
+shared uvec4 kv_tile[2u * BK * TILE_STRIDE];
+// Per subgroup: 16 rows of partial scores, also the scratch through which
+// the O fragments are rescaled and stored.
+shared float s_tile[SUBGROUPS * 16u * S_STRIDE];
+// Per subgroup: 16 rows of probabilities.
+shared float16_t p_tile[SUBGROUPS * 16u * P_STRIDE];
+
+// Shared-memory writes become visible to the subgroups that read them: the
+// row group's SPLIT subgroups.
+void sync_row_group() {
+  if (SPLIT > 1u) {
+    barrier();
+  } else {
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+  }
+}
+
+void sync_subgroup() {
+  subgroupMemoryBarrierShared();
+  subgroupBarrier();
+}
+
+void main() {
+  const float neg_inf = uintBitsToFloat(0xFF800000u);
+  const uint query_tile = gl_WorkGroupID.x;
+  const uint head = gl_WorkGroupID.y;
+  const uint batch = gl_WorkGroupID.z;
+  const uint kv_head = head / uint(params.gqa_factor);
+  const uint query_len = uint(params.query_len);
+  const uint key_len = uint(params.key_len);
+  const uint query_offset = uint(params.query_offset);
+  const uint tid = gl_LocalInvocationIndex;
+  const uint subgroup = gl_SubgroupID;
+  const uint lane = gl_SubgroupInvocationID;
+  // Subgroup s takes rows 16 * (s / SPLIT) .. +15 of the tile and dims
+  // DS * (s % SPLIT) .. +DS-1 of Q and O.
+  const uint row_group = subgroup / SPLIT;
+  const uint first_dim = (subgroup % SPLIT) * DS;
+  const uint first_row = query_tile * BQ + row_group * 16u;
+  // The softmax runs on two lanes per row, each on half the tile's keys.
+  const uint softmax_row = lane >> 1u;
+  const uint first_col = (lane & 1u) * (BK / 2u);
+  const uint row = first_row + softmax_row;
+
+  // Offsets are 32-bit (the host checks every buffer's element count fits)
+  // and multiples of 8 elements (D is a multiple of 16), so rows are read in
+  // 16-byte chunks.
+  const uint q_row_stride = uint(params.q_strides[2]);
+  const uint k_row_stride = uint(params.k_strides[2]);
+  const uint v_row_stride = uint(params.v_strides[2]);
+  const uint o_row_stride = uint(params.o_strides[2]);
+  const uint mask_row_stride = uint(params.mask_strides[2]);
+  const uint q_base = batch * uint(params.q_strides[0]) + head * uint(params.q_strides[1]);
+  const uint k_base = batch * uint(params.k_strides[0]) + kv_head * uint(params.k_strides[1]);
+  const uint v_base = batch * uint(params.v_strides[0]) + kv_head * uint(params.v_strides[1]);
+  const uint o_base = batch * uint(params.o_strides[0]) + head * uint(params.o_strides[1]);
+  const uint mask_base =
+      batch * uint(params.mask_strides[0]) + head * uint(params.mask_strides[1]);
+
+  // Q to matrix registers through shared memory; rows past query_len are
+  // zero and never stored. The softmax scale is applied to the f32 scores.
+  for (uint c = tid; c < BQ * ROW_CHUNKS; c += THREADS) {
+    const uint r = query_tile * BQ + c / ROW_CHUNKS;
+    uvec4 chunk = uvec4(0u);
+    if (align_Q || r < query_len)
+      chunk = stage(Q_wide[(q_base + r * q_row_stride) / 8u + c % ROW_CHUNKS]);
+    kv_tile[(c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS] = chunk;
+  }
+  barrier();
+  F16_TILE q[QF];
+  [[unroll]] for (uint f = 0u; f < QF; ++f)
+    coopMatLoadNV(q[f], kv_tile, row_group * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                  TILE_STRIDE, false);
+  barrier();
+
+  F32_TILE o[QF];
+  [[unroll]] for (uint f = 0u; f < QF; ++f) o[f] = F32_TILE(0.0);
+  const float q_scale = params.scale * LOG2E;
+  float row_max = MAX_SENTINEL;
+  float row_sum = 0.0;  // this lane's half of the row; both halves are added at the end
+
+  // Causal: no row of this tile attends a key past its last row's position.
+  uint tile_end = (key_len + BK - 1u) / BK;
+  if (do_causal) {
+    const uint last_row = min(query_tile * BQ + BQ, query_len) - 1u;
+    tile_end = min(tile_end, (last_row + query_offset) / BK + 1u);
+  }
+  // The tile classes are laid out in the portable kernel's tiles (BLK_ROWS x
+  // BLK_KEYS, params.num_query_tiles x params.num_key_tiles per plane), of
+  // which this kernel's tiles are whole multiples. A rank-4 mask has one
+  // plane per (batch, head).
+  const uint blk_query_tiles = uint(params.num_query_tiles);
+  const uint blk_key_tiles = uint(params.num_key_tiles);
+  const bool mask_broadcast = params.mask_strides[0] == 0 && params.mask_strides[1] == 0;
+  const uint blk_plane =
+      (mask_broadcast ? 0u : batch * uint(params.num_heads) + head) * blk_query_tiles * blk_key_tiles;
+  const uint blk_first_row = query_tile * (BQ / BLK_ROWS);
+  const uint blk_end_row = min(blk_first_row + BQ / BLK_ROWS, blk_query_tiles);
+
+  const uint s_base = subgroup * 16u * S_STRIDE;
+  const uint p_base = subgroup * 16u * P_STRIDE;
+
+  for (uint key_tile = 0u; key_tile < tile_end; ++key_tile) {
+    // 0: every cell blocked, skip the tile; 2: every cell attended with bias
+    // 0, skip the mask; 1: mixed. Combined over the classifier's tiles this
+    // tile covers; uniform over the workgroup.
+    uint tile_class = 1u;
+    if (has_blk) {
+      bool attended = false, plain = true;
+      const uint blk_first_key = key_tile * (BK / BLK_KEYS);
+      const uint blk_end_key = min(blk_first_key + BK / BLK_KEYS, blk_key_tiles);
+      for (uint r = blk_first_row; r < blk_end_row; ++r)
+        for (uint k = blk_first_key; k < blk_end_key; ++k) {
+          const uint value = uint(blk[blk_plane + r * blk_key_tiles + k]);
+          attended = attended || value != 0u;
+          plain = plain && value == 2u;
+        }
+      tile_class = !attended ? 0u : plain ? 2u : 1u;
+    }
+    if (tile_class == 0u) continue;
+
+    // K and V tiles as f16. Keys past key_len are zeros, never read: their
+    // scores are -inf, and 0 * V must stay 0.
+    const uint first_key = key_tile * BK;
+    for (uint c = tid; c < BK * ROW_CHUNKS; c += THREADS) {
+      const uint key = first_key + c / ROW_CHUNKS;
+      uvec4 k_chunk = uvec4(0u);
+      uvec4 v_chunk = uvec4(0u);
+      if (align_K || key < key_len) {
+        k_chunk = stage(K_wide[(k_base + key * k_row_stride) / 8u + c % ROW_CHUNKS]);
+        v_chunk = stage(V_wide[(v_base + key * v_row_stride) / 8u + c % ROW_CHUNKS]);
+      }
+      const uint at = (c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS;
+      kv_tile[at] = k_chunk;
+      kv_tile[V_OFFSET + at] = v_chunk;
+    }
+    barrier();
+
+    // Scores over this subgroup's dims: S = Q K^T, K^T read column-major.
+    [[unroll]] for (uint kb = 0u; kb < KF; ++kb) {
+      F32_TILE s = F32_TILE(0.0);
+      [[unroll]] for (uint f = 0u; f < QF; ++f) {
+        F16_TILE k_t;
+        coopMatLoadNV(k_t, kv_tile, kb * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                      TILE_STRIDE, true);
+        s = coopMatMulAddNV(q[f], k_t, s);
+      }
+      coopMatStoreNV(s, s_tile, s_base + 16u * kb, S_STRIDE, false);
+    }
+    sync_row_group();
+
+    // Online softmax, base 2: the row group's partial scores summed, scaled
+    // and masked; every subgroup of the row group keeps the same statistics.
+    const bool add_mask = has_mask && tile_class == 1u;
+    float score[BK / 2u];
+    float tile_max = neg_inf;
+    [[unroll]] for (uint j = 0u; j < BK / 2u; ++j) {
+      const uint col = first_col + j;
+      const uint key = first_key + col;
+      float sum = 0.0;
+      [[unroll]] for (uint part = 0u; part < SPLIT; ++part)
+        sum += s_tile[((row_group * SPLIT + part) * 16u + softmax_row) * S_STRIDE + col];
+      sum *= q_scale;
+      if (!align_K && key >= key_len) {
+        sum = neg_inf;
+      } else {
+        if (do_causal && key > row + query_offset) sum = neg_inf;
+        if (add_mask && (align_Q || row < query_len))
+          sum = masked_score(sum, mask_base + row * mask_row_stride + key);
+      }
+      score[j] = sum;
+      tile_max = max(tile_max, sum);
+    }
+    const float new_max = max(row_max, max(tile_max, subgroupShuffleXor(tile_max, 1u)));
+    const float correction = exp2(row_max - new_max);
+    row_max = new_max;
+    // The sum is taken of the f16 probabilities P V multiplies.
+    float tile_sum = 0.0;
+    [[unroll]] for (uint j = 0u; j < BK / 2u; ++j) {
+      const float16_t p = float16_t(exp2(score[j] - new_max));
+      tile_sum += float(p);
+      p_tile[p_base + softmax_row * P_STRIDE + first_col + j] = p;
+    }
+    row_sum = row_sum * correction + tile_sum;
+    // Also: every subgroup of the row group is done reading the scores, so
+    // its own may be overwritten below.
+    sync_row_group();
+
+    // Rows whose max rose: O *= correction. A fragment's element order is
+    // opaque, so each goes through this subgroup's score scratch, row-major:
+    // element lane + 32 e sits in row lane / 16 + 2 e.
+    if (subgroupMin(correction) < 1.0) {
+      float row_scale[8];
+      [[unroll]] for (uint e = 0u; e < 8u; ++e)
+        row_scale[e] = subgroupShuffle(correction, 2u * ((lane >> 4u) + 2u * e));
+      [[unroll]] for (uint f = 0u; f < QF; ++f) {
+        coopMatStoreNV(o[f], s_tile, s_base, 16u, false);
+        sync_subgroup();
+        [[unroll]] for (uint e = 0u; e < 8u; ++e) s_tile[s_base + lane + 32u * e] *= row_scale[e];
+        sync_subgroup();
+        coopMatLoadNV(o[f], s_tile, s_base, 16u, false);
+        sync_subgroup();
+      }
+    }
+
+    // O += P V.
+    F16_TILE p[KF];
+    [[unroll]] for (uint kb = 0u; kb < KF; ++kb)
+      coopMatLoadNV(p[kb], p_tile, p_base + 16u * kb, P_STRIDE, false);
+    [[unroll]] for (uint f = 0u; f < QF; ++f)
+      [[unroll]] for (uint kb = 0u; kb < KF; ++kb) {
+        F16_TILE v_t;
+        coopMatLoadNV(v_t, kv_tile, V_OFFSET + kb * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                      TILE_STRIDE, false);
+        o[f] = coopMatMulAddNV(p[kb], v_t, o[f]);
+      }
+    barrier();
+  }
+
+  // O / row sum, row-major through the scratch. The one guard: a row that
+  // attended nothing has sum 0 and gives zeros.
+  const float total = row_sum + subgroupShuffleXor(row_sum, 1u);
+  float row_total[8];
+  [[unroll]] for (uint e = 0u; e < 8u; ++e)
+    row_total[e] = subgroupShuffle(total, 2u * ((lane >> 4u) + 2u * e));
+  [[unroll]] for (uint f = 0u; f < QF; ++f) {
+    coopMatStoreNV(o[f], s_tile, s_base, 16u, false);
+    sync_subgroup();
+    [[unroll]] for (uint e = 0u; e < 8u; ++e) {
+      const uint i = lane + 32u * e;
+      const uint r = first_row + i / 16u;
+      if (align_Q || r < query_len) {
+        const float value = row_total[e] == 0.0 ? 0.0 : s_tile[s_base + i] / row_total[e];
+        O[o_base + r * o_row_stride + first_dim + 16u * f + i % 16u] = FLOAT_TO_ELEMENT(value);
+      }
+    }
+    sync_subgroup();
+  }
+}
+)glsl";
+
+}  // namespace detail
+
+// The cooperative-matrix prefill for head dim D, I/O type T and mask type M
+// (as prefill<D, T, M>), with tile shape Tiles.
+//
+// Work split: a workgroup of four 32-lane subgroups takes BQ = 64 / split
+// query rows of one (batch, head); each subgroup holds Q and the O
+// accumulators of 16 rows x D / split dims as 16x16 fragments. K and V tiles
+// of BK keys are staged in shared memory as f16 with 16-byte loads. Per tile
+// each subgroup computes its partial scores S = Q K^T into shared memory, the
+// online softmax (two lanes per row) sums the row group's partials and
+// writes the probabilities as f16, the accumulators are rescaled through
+// shared memory when a row's max rose, and O += P V. Fully masked tiles are
+// skipped (causal bound, tile classes).
+template <int D, prefill_element T, prefill_mask_element<T> M = T,
+          coopmat_prefill_tiles Tiles = coopmat_prefill_tiles_for(D)>
+struct prefill_coopmat {
+  static constexpr prefill_geometry classes = prefill_geometry_for(D);
+  static constexpr std::uint32_t query_rows =
+      coopmat_prefill_tile * coopmat_prefill_subgroups / Tiles.split;
+  static constexpr std::uint32_t dims_per_subgroup = D / Tiles.split;
+  static_assert(D >= 16 && D <= 512 && D % 16 == 0,
+                "prefill_coopmat: head_dim must be a multiple of 16 in [16, 512]");
+  static_assert(Tiles.split == 1 || Tiles.split == 2 || Tiles.split == 4,
+                "prefill_coopmat: split must be 1, 2 or 4");
+  static_assert(dims_per_subgroup % coopmat_prefill_tile == 0,
+                "prefill_coopmat: each subgroup's dims must be whole 16-wide fragments");
+  static_assert(Tiles.keys % coopmat_prefill_tile == 0 && Tiles.keys <= 64,
+                "prefill_coopmat: keys per tile must be 16, 32, 48 or 64");
+  static_assert(query_rows % classes.query_rows == 0 && Tiles.keys % classes.keys == 0,
+                "prefill_coopmat: tiles must be whole multiples of the tile classes' tiles");
+  static_assert(query_rows <= 2 * Tiles.keys,
+                "prefill_coopmat: the Q tile is staged in the K and V tiles' memory");
+  static_assert(coopmat_prefill_shared_bytes(D, Tiles) <= targets::nvidia.shared_memory_bytes,
+                "prefill_coopmat: the tiles must fit the NVIDIA target's shared memory");
+
+  static constexpr auto name = [] {
+    constexpr auto type = kind_name(scalar_traits<T>::kind);
+    constexpr bool boolean = std::same_as<M, u8>;
+    if constexpr (Tiles == coopmat_prefill_tiles_for(D)) {
+      if constexpr (boolean)
+        return tessel::name("prefill_coopmat", type, "d", D, "boolmask");
+      else
+        return tessel::name("prefill_coopmat", type, "d", D);
+    } else {
+      if constexpr (boolean)
+        return tessel::name("prefill_coopmat", type, "d", D, "boolmask", "s", Tiles.split, "k",
+                            Tiles.keys);
+      else
+        return tessel::name("prefill_coopmat", type, "d", D, "s", Tiles.split, "k", Tiles.keys);
+    }
+  }();
+  using params = PrefillParams;
+  using wide = vec<std::uint32_t, 4>;
+  using bindings = tessel::bindings<in<"Q", T, wide>, in<"K", T, wide>, in<"V", T, wide>,
+                                    out<"O", T>, in<"mask", M>, in<"blk", u8>>;
+  // The portable kernel's constant ids (KERNELS.md 3.1).
+  using constants = tessel::constants<spec<"align_Q", bool, 200>, spec<"align_K", bool, 201>,
+                                      spec<"has_mask", bool, 300>, spec<"do_causal", bool, 301>,
+                                      spec<"has_blk", bool, 303>>;
+  using geometry = tessel::geometry<
+      constant<"D", static_cast<std::uint32_t>(D)>, constant<"SPLIT", Tiles.split>,
+      constant<"DS", dims_per_subgroup>, constant<"QF", dims_per_subgroup / coopmat_prefill_tile>,
+      constant<"BQ", query_rows>, constant<"BK", Tiles.keys>,
+      constant<"KF", Tiles.keys / coopmat_prefill_tile>,
+      constant<"ROW_CHUNKS", static_cast<std::uint32_t>(D / 8)>,
+      constant<"TILE_STRIDE", static_cast<std::uint32_t>((D + 8) / 8)>,
+      constant<"V_OFFSET", Tiles.keys*(D + 8) / 8>, constant<"S_STRIDE", Tiles.keys + 4>,
+      constant<"P_STRIDE", Tiles.keys + 8>, constant<"BLK_ROWS", classes.query_rows>,
+      constant<"BLK_KEYS", classes.keys>, constant<"SUBGROUPS", coopmat_prefill_subgroups>,
+      constant<"THREADS", coopmat_prefill_subgroups * coopmat_prefill_lanes>,
+      constant<"SUBGROUP_SCOPE", 3>>;  // gl_ScopeSubgroup
+  using workgroup = tessel::workgroup<coopmat_prefill_lanes, coopmat_prefill_subgroups>;
+  static constexpr extension extensions =
+      extension::cooperative_matrix_nv | extension::explicit_float16 | extension::subgroup_basic |
+      extension::subgroup_arithmetic | extension::subgroup_shuffle |
+      extension::control_flow_attributes;
+  using snippets = std::conditional_t<std::same_as<T, bf16>,
+                                      snippet_list<snippets::bf16_conversion>, snippet_list<>>;
+  static constexpr std::uint32_t shared_bytes(const target&) {
+    return coopmat_prefill_shared_bytes(D, Tiles);
+  }
+  static std::string body(const target&) {
+    return detail::element_access_glsl<T>(4) + std::string(detail::prefill_constants) +
+           detail::prefill_mask_glsl<T, M>() + detail::coopmat_staging_glsl<T>() +
+           std::string(detail::prefill_coopmat_main);
+  }
+};
+
+template <int D>
+using prefill_coopmat_variants_d =
+    variant_list<prefill_coopmat<D, f16>, prefill_coopmat<D, f16, u8>, prefill_coopmat<D, bf16>,
+                 prefill_coopmat<D, bf16, u8>>;
+using prefill_coopmat_variants =
+    join_variants_t<prefill_coopmat_variants_d<64>, prefill_coopmat_variants_d<128>,
+                    prefill_coopmat_variants_d<256>, prefill_coopmat_variants_d<512>>;
+
+// --- the host op -------------------------------------------------------------
+
+// Records the cooperative-matrix variant D of the prefill; arguments and
+// validation as record_prefill_variant (prefill.hpp), plus the device check.
+template <int D, prefill_element T, prefill_mask_element<T> M = T,
+          coopmat_prefill_tiles Tiles = coopmat_prefill_tiles_for(D)>
+void record_prefill_coopmat_variant(vk::recorder& rec, const prefill_problem& p,
+                                    const vk::buffer<T>& q, const vk::buffer<T>& k,
+                                    const vk::buffer<T>& v, const vk::buffer<T>& o,
+                                    const vk::buffer<M>* mask = nullptr,
+                                    const vk::buffer<u8>* blk = nullptr) {
+  constexpr std::string_view op = "prefill";
+  using kernel = prefill_coopmat<D, T, M, Tiles>;
+  require(p.head_dim == static_cast<std::uint32_t>(D), op, "head_dim", p.head_dim,
+          "must equal the variant's " + std::to_string(D));
+  validate_prefill(
+      p, {q.size(), k.size(), v.size(), o.size(), detail::size_if(mask), detail::size_if(blk)});
+  require(prefill_coopmat_supported(rec.target(), D), op, "device", std::string(rec.target().name),
+          "must have NV cooperative matrices of 16x16x16 f16 x f16 -> f32, 32-lane subgroups and " +
+              std::to_string(kernel::shared_bytes(rec.target())) +
+              " bytes of shared memory for the cooperative-matrix path");
+  const PrefillParams params = prefill_params(p);
+  const vk::spec_value spec[] = {{200, p.query_len % kernel::query_rows == 0 ? 1u : 0u},
+                                 {201, p.key_len % Tiles.keys == 0 ? 1u : 0u},
+                                 {300, mask ? 1u : 0u},
+                                 {301, p.causal ? 1u : 0u},
+                                 {303, blk ? 1u : 0u}};
+  const extent3 grid{static_cast<std::uint32_t>(ceil_div(p.query_len, kernel::query_rows)),
+                     p.num_heads, p.batch};
+  rec.dispatch<kernel>(params, spec, grid, q, k, v, o, mask, blk);
+}
+
+}  // namespace tessel::kernels
