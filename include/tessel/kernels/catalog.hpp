@@ -151,41 +151,51 @@ inline op_entry fwht_entry() {
   return e;
 }
 
-inline op_entry decode_reduce_entry() {
+// decode_reduce, or with `unrotate` decode_reduce_unrotate: the same
+// inputs, parameters and demo cases.
+inline op_entry decode_reduce_entry(bool unrotate) {
   op_entry e;
-  e.name = "decode_reduce";
+  e.name = unrotate ? "decode_reduce_unrotate" : "decode_reduce";
   e.description =
-      "Merges NWG partial decode results (unnormalized O, sum S, max M per workgroup) into "
-      "normalized output rows; rows whose slices are all empty give exact zeros.";
+      unrotate ? "decode_reduce followed by the inverse TurboQuant rotation s * (H y) of every "
+                 "merged row, in one kernel (decode over a cache whose V was rotated)."
+               : "Merges NWG partial decode results (unnormalized O, sum S, max M per workgroup) "
+                 "into normalized output rows; rows whose slices are all empty give exact zeros.";
   e.inputs = {{"partials", scalar_kind::f32, "[nrows * nwg * (head_dim + 2)]",
                "O chunks interleaved by workgroup, then (S, M) pairs"}};
-  e.outputs = {{"dst", scalar_kind::f32, "[nrows, head_dim]", "merged rows"}};
+  e.outputs = {{"dst", scalar_kind::f32, "[nrows, head_dim]",
+                unrotate ? "merged rows, unrotated" : "merged rows"}};
   e.params = {{"nrows", "query rows (heads x sequences)", std::nullopt, ""},
               {"head_dim", "64, 128, 256 or 512", std::nullopt, ""},
               {"nwg", "partials per row, 1..256", std::nullopt, ""}};
-  auto shape = [](const tensor_map& in, const parameter_map& p) {
-    input(in, "decode_reduce", "partials", scalar_kind::f32, 1);
-    return std::tuple{integer_parameter(p, "decode_reduce", "nrows"),
-                      integer_parameter(p, "decode_reduce", "head_dim"),
-                      integer_parameter(p, "decode_reduce", "nwg")};
+  auto shape = [op = e.name](const tensor_map& in, const parameter_map& p) {
+    input(in, op, "partials", scalar_kind::f32, 1);
+    return std::tuple{integer_parameter(p, op, "nrows"), integer_parameter(p, op, "head_dim"),
+                      integer_parameter(p, op, "nwg")};
   };
-  e.run = [shape](vk::context& ctx, const tensor_map& in, const parameter_map& p) {
+  e.run = [shape, unrotate, op = e.name](vk::context& ctx, const tensor_map& in,
+                                         const parameter_map& p) {
     const auto [nrows, head_dim, nwg] = shape(in, p);
     const tensor& partials = in.at("partials");
     const std::uint64_t rows_out = std::uint64_t{nrows} * head_dim;
-    validate_decode_reduce(nrows, head_dim, nwg, partials.elements(), rows_out);
+    validate_decode_reduce(nrows, head_dim, nwg, partials.elements(), rows_out, op);
     const vk::buffer<float> partial_buffer = upload<float>(ctx, partials);
     vk::buffer<float> dst(ctx, rows_out);
     dst.fill(std::nanf(""));
     vk::recorder rec(ctx);
-    record_decode_reduce(rec, partial_buffer, dst, nrows, head_dim, nwg);
+    if (unrotate)
+      record_decode_reduce_unrotate(rec, partial_buffer, dst, nrows, head_dim, nwg);
+    else
+      record_decode_reduce(rec, partial_buffer, dst, nrows, head_dim, nwg);
     rec.submit_and_wait();
     return tensor_map{{"dst", download_f32(dst, {nrows, head_dim})}};
   };
-  e.reference = [shape](const tensor_map& in, const parameter_map& p) {
+  e.reference = [shape, unrotate](const tensor_map& in, const parameter_map& p) {
     const auto [nrows, head_dim, nwg] = shape(in, p);
+    const auto partials = in.at("partials").as<float>();
     return reference_map{
-        {"dst", reference::decode_reduce(in.at("partials").as<float>(), nrows, head_dim, nwg)}};
+        {"dst", unrotate ? reference::decode_reduce_unrotate(partials, nrows, head_dim, nwg)
+                         : reference::decode_reduce(partials, nrows, head_dim, nwg)}};
   };
   e.demo_cases = [](std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -220,8 +230,9 @@ inline op_entry decode_reduce_entry() {
     return cases;
   };
   // exp and the weighted sums in f32 against double: a few ulps of the
-  // largest term, relative to the result.
-  e.abs_tolerance = 1e-6;
+  // largest term, relative to the result; the rotation adds fwht's f32
+  // butterflies (its tolerance).
+  e.abs_tolerance = unrotate ? 1e-5 : 1e-6;
   e.rel_tolerance = 1e-5;
   return e;
 }
@@ -672,8 +683,11 @@ inline op_entry prefill_entry() {
 
 // Every op, in a stable order.
 inline const std::vector<op_entry>& catalog() {
-  static const std::vector<op_entry> entries{detail::fwht_entry(), detail::decode_reduce_entry(),
-                                             detail::decode_f16_entry(), detail::tq_encode_entry(),
+  static const std::vector<op_entry> entries{detail::fwht_entry(),
+                                             detail::decode_reduce_entry(false),
+                                             detail::decode_reduce_entry(true),
+                                             detail::decode_f16_entry(),
+                                             detail::tq_encode_entry(),
                                              detail::prefill_entry()};
   return entries;
 }

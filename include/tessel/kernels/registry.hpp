@@ -15,7 +15,8 @@
 
 namespace tessel::kernels {
 
-using registry = join_variants_t<fwht_variants, decode_reduce_variants, decode_f16_variants,
+using registry = join_variants_t<fwht_variants, decode_reduce_variants,
+                                 decode_reduce_unrotate_variants, decode_f16_variants,
                                  tq_encode_variants, prefill_variants, prefill_blk_variants>;
 
 inline std::vector<const variant_info*> all_variants() {
