@@ -451,14 +451,9 @@ inline std::uint32_t default_nwg(const vk::device_traits& device,
 
 }  // namespace detail
 
-// Validates the arguments and chooses the split for variants with
-// `subgroups` subgroups per workgroup (explicit nwg and heads_per_group are
-// checked, not changed). Which head dims have a variant is the caller's rule.
-inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode_f16_args& a,
-                                   std::uint32_t subgroups = decode_subgroups) {
-  constexpr std::string_view op = detail::decode_op;
-  require(a.head_dim > 0 && a.head_dim % 8 == 0, op, "head_dim", a.head_dim,
-          "must be a positive multiple of 8");
+// The rules of the attention shape every decode op shares (the decode_f16
+// fields of `a`; ops over other caches extend the struct), reported as `op`.
+inline void validate_decode_shape(std::string_view op, const decode_f16_args& a) {
   require_in_range(op, "batch", a.batch, 1, max_grid_x);
   require_positive(op, "num_heads", a.num_heads);
   require_positive(op, "num_kv_heads", a.num_kv_heads);
@@ -477,7 +472,14 @@ inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode
           "must be finite and >= 0 (0 selects 1/sqrt(head_dim))");
   require(std::isfinite(a.softcap) && a.softcap >= 0, op, "softcap", a.softcap,
           "must be finite and >= 0 (0 disables it)");
+}
 
+// The split of a validated shape (validate_decode_shape) for variants with
+// `subgroups` subgroups per workgroup: explicit nwg and heads_per_group are
+// checked, not changed. Also checks that q and the scratch are 32-bit
+// indexable; the cache buffers are the op's to check.
+inline decode_plan plan_decode_split(std::string_view op, const vk::device_traits& device,
+                                     const decode_f16_args& a, std::uint32_t subgroups) {
   const std::uint32_t group_size = a.num_heads / a.num_kv_heads;
   decode_plan plan;
   if (a.heads_per_group != 0) {
@@ -505,14 +507,26 @@ inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode
 
   const std::uint64_t rows = checked_product(op, "batch * num_heads", {a.batch, a.num_heads});
   require_32bit_indexable(op, "q", checked_product(op, "q size", {rows, a.head_dim}));
-  require_32bit_indexable(
-      op, "keys",
-      checked_product(op, "cache size", {a.batch, a.num_kv_heads, a.kv_capacity, a.head_dim}));
   if (plan.nwg > 1) {
     plan.scratch_floats = decode_partials_size(rows, a.head_dim, plan.nwg);
     require_32bit_indexable(op, "scratch", plan.scratch_floats);
   }
   return plan;
+}
+
+// Validates the arguments and chooses the split for variants with
+// `subgroups` subgroups per workgroup (explicit nwg and heads_per_group are
+// checked, not changed). Which head dims have a variant is the caller's rule.
+inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode_f16_args& a,
+                                   std::uint32_t subgroups = decode_subgroups) {
+  constexpr std::string_view op = detail::decode_op;
+  require(a.head_dim > 0 && a.head_dim % 8 == 0, op, "head_dim", a.head_dim,
+          "must be a positive multiple of 8");
+  validate_decode_shape(op, a);
+  require_32bit_indexable(
+      op, "keys",
+      checked_product(op, "cache size", {a.batch, a.num_kv_heads, a.kv_capacity, a.head_dim}));
+  return plan_decode_split(op, device, a, subgroups);
 }
 
 // Records one decode step with the variants decode_f16<D, *, NSG>: out =
