@@ -8,6 +8,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/tq_cache_fixture.hpp"
@@ -154,6 +155,130 @@ TEST_F(TqDecode, AttentionErrorAgainstF16PerCodeWidth) {
       previous = error;
     }
   }
+}
+
+// The tile loaders on the device: a probe kernel stages the logical
+// positions of one cache head tile by tile through a ring mapping and writes
+// every chunk it reads back; slots the ring does not map are poisoned.
+struct TileProbeParams {
+  std::uint32_t kv_capacity;
+  std::uint32_t kv_seq_len;
+  std::uint32_t ring_start;
+  std::uint32_t cache_head;
+  float scale_factor_d512;
+};
+TESSEL_PARAMS(TileProbeParams, kv_capacity, kv_seq_len, ring_start, cache_head, scale_factor_d512);
+
+constexpr std::uint32_t probe_tile = 16;
+
+template <int D, class Tiles>
+struct tq_tile_probe {
+  static constexpr auto name =
+      tessel::name(std::is_same_v<Tiles, tessel::kernels::tq_nibble_tiles> ? "tq_tile_probe_nibble"
+                                                                           : "tq_tile_probe_byte",
+                   "d", D);
+  using params = TileProbeParams;
+  using bindings =
+      tessel::bindings<tessel::in<"key_codes", std::uint32_t, tessel::vec<std::uint32_t, 4>>,
+                       tessel::in<"key_norms", float>,
+                       tessel::in<"value_codes", std::uint32_t, tessel::vec<std::uint32_t, 4>>,
+                       tessel::in<"value_norms", float>, tessel::out<"keys_out", float>,
+                       tessel::out<"values_out", float>>;
+  using constants = tessel::constants<tessel::spec<"codebook_bits", std::uint32_t, 0, 8u>>;
+  using geometry = tessel::geometry<tessel::constant<"D", static_cast<std::uint32_t>(D)>,
+                                    tessel::constant<"TILE", probe_tile>>;
+  using workgroup = tessel::workgroup<64>;
+  using snippets = tessel::snippet_list<Tiles>;
+  static constexpr std::string_view body = R"glsl(
+uint cache_slot(uint position) {
+  const uint slot = position + params.ring_start;
+  return slot >= params.kv_capacity ? slot - params.kv_capacity : slot;
+}
+
+void main() {
+  const uint tiles = (params.kv_seq_len + TILE - 1u) / TILE;
+  for (uint t = 0u; t < tiles; ++t) {
+    const uint first = t * TILE;
+    const uint count = min(TILE, params.kv_seq_len - first);
+    stage_key_tile(params.cache_head, first, count);
+    stage_value_tile(params.cache_head, first, count);
+    barrier();
+    for (uint i = gl_LocalInvocationIndex; i < TILE * (D / 8u); i += 64u) {
+      const uint row = i / (D / 8u), chunk = i % (D / 8u);
+      const uint at = (first + row) * D + 8u * chunk;
+      vec4 lo, hi;
+      key_tile_chunk(row, chunk, lo, hi);
+      for (uint e = 0u; e < 4u; ++e) {
+        keys_out[at + e] = lo[e];
+        keys_out[at + 4u + e] = hi[e];
+      }
+      value_tile_chunk(row, chunk, lo, hi);
+      for (uint e = 0u; e < 4u; ++e) {
+        values_out[at + e] = lo[e];
+        values_out[at + 4u + e] = hi[e];
+      }
+    }
+    barrier();
+  }
+}
+)glsl";
+};
+
+template <int D, class Tiles>
+void check_tiles(tessel::vk::context& ctx, std::uint32_t bits, float scale_factor) {
+  const std::uint64_t seed = tessel::test::test_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " D=" + std::to_string(D) +
+               " bits=" + std::to_string(bits));
+  // 3 cache heads of 40 slots; head 2 holds 37 positions from slot 9 on,
+  // wrapping, so slots 6, 7 and 8 stay poisoned.
+  const std::uint32_t heads = 3, capacity = 40, length = 37, ring_start = 9;
+  const tessel::kernels::tq_cache_format f{heads, capacity, D, bits};
+  std::mt19937_64 rng(seed);
+  tessel::test::device_cache keys(ctx, f), values(ctx, f);
+  const tessel::kernels::tq_encode_args args{length, ring_start, true, true, scale_factor};
+  keys.encode(tessel::test::random_floats(rng, std::size_t{heads} * length * D), args);
+  values.encode(tessel::test::random_floats(rng, std::size_t{heads} * length * D), args);
+  const std::uint32_t rows = (length + probe_tile - 1) / probe_tile * probe_tile;
+  tessel::vk::buffer<float> keys_out(ctx, std::size_t{rows} * D),
+      values_out(ctx, std::size_t{rows} * D);
+  keys_out.fill(std::nanf(""));
+  values_out.fill(std::nanf(""));
+  tessel::vk::recorder rec(ctx);
+  const tessel::vk::spec_value spec[] = {{0, bits}};
+  rec.dispatch<tq_tile_probe<D, Tiles>>(
+      TileProbeParams{capacity, length, ring_start, 2,
+                      tessel::kernels::tq_resolve_scale_factor(scale_factor)},
+      spec, tessel::extent3{1, 1, 1}, keys.code_buffer(), keys.norm_buffer(), values.code_buffer(),
+      values.norm_buffer(), keys_out, values_out);
+  rec.submit_and_wait();
+  const tessel::reference::tq_cache key_cache = keys.download(), value_cache = values.download();
+  const std::vector<float> got_keys = keys_out.download(), got_values = values_out.download();
+  for (std::uint32_t row = 0; row < rows; ++row) {
+    const bool staged = row < length;
+    const std::uint32_t slot = (row + ring_start) % capacity;
+    const std::vector<double> want_keys =
+        staged ? tessel::reference::tq_dequantize_position(key_cache, 2, slot, scale_factor)
+               : std::vector<double>(D, 0.0);
+    const std::vector<double> want_values =
+        staged ? tessel::reference::tq_dequantize_position(value_cache, 2, slot, scale_factor)
+               : std::vector<double>(D, 0.0);
+    for (std::uint32_t d = 0; d < D; ++d) {
+      // One f32 product of two f32 values (level and scale) against double.
+      ASSERT_NEAR(got_keys[row * D + d], want_keys[d], 2e-7 * std::fabs(want_keys[d]))
+          << "key row " << row << " dim " << d;
+      ASSERT_NEAR(got_values[row * D + d], want_values[d], 2e-7 * std::fabs(want_values[d]))
+          << "value row " << row << " dim " << d;
+    }
+  }
+}
+
+TEST_F(TqDecode, TileLoadersStageRingsAndZeroTheTail) {
+  check_tiles<64, tessel::kernels::tq_nibble_tiles>(ctx(), 4, 0.0f);
+  check_tiles<256, tessel::kernels::tq_nibble_tiles>(ctx(), 4, 0.0f);
+  check_tiles<512, tessel::kernels::tq_nibble_tiles>(ctx(), 4, 2.0f);
+  check_tiles<128, tessel::kernels::tq_byte_tiles>(ctx(), 5, 0.0f);
+  check_tiles<256, tessel::kernels::tq_byte_tiles>(ctx(), 6, 0.0f);
+  check_tiles<512, tessel::kernels::tq_byte_tiles>(ctx(), 8, 0.0f);
 }
 
 // KV memory per token: 4-bit codes take >= 3.8x less than f16 at the head
