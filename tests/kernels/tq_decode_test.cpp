@@ -4,11 +4,11 @@
 // the unquantized f16 computation, per code width.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <span>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/tq_cache_fixture.hpp"
@@ -171,12 +171,10 @@ TESSEL_PARAMS(TileProbeParams, kv_capacity, kv_seq_len, ring_start, cache_head, 
 
 constexpr std::uint32_t probe_tile = 16;
 
-template <int D, class Tiles>
+// Storage bits 4 (nibbles, bits 4) or 8 (bytes, bits the spec constant).
+template <int D, std::uint32_t Storage>
 struct tq_tile_probe {
-  static constexpr auto name =
-      tessel::name(std::is_same_v<Tiles, tessel::kernels::tq_nibble_tiles> ? "tq_tile_probe_nibble"
-                                                                           : "tq_tile_probe_byte",
-                   "d", D);
+  static constexpr auto name = tessel::name("tq_tile_probe", "d", D, "s", Storage);
   using params = TileProbeParams;
   using bindings =
       tessel::bindings<tessel::in<"key_codes", std::uint32_t, tessel::vec<std::uint32_t, 4>>,
@@ -185,46 +183,54 @@ struct tq_tile_probe {
                        tessel::in<"value_norms", float>, tessel::out<"keys_out", float>,
                        tessel::out<"values_out", float>>;
   using constants = tessel::constants<tessel::spec<"codebook_bits", std::uint32_t, 0, 8u>>;
-  using geometry = tessel::geometry<tessel::constant<"D", static_cast<std::uint32_t>(D)>,
-                                    tessel::constant<"TILE", probe_tile>>;
+  using geometry =
+      tessel::geometry<tessel::constant<"D", static_cast<std::uint32_t>(D)>,
+                       tessel::constant<"TILE", probe_tile>, tessel::constant<"THREADS", 64u>>;
   using workgroup = tessel::workgroup<64>;
-  using snippets = tessel::snippet_list<Tiles>;
-  static constexpr std::string_view body = R"glsl(
+  using snippets = tessel::snippet_list<tessel::snippets::tq_unpack>;
+  static std::string body(const tessel::target&) {
+    const std::string bits = Storage == 4 ? "4u" : "codebook_bits";
+    return R"glsl(
 uint cache_slot(uint position) {
   const uint slot = position + params.ring_start;
   return slot >= params.kv_capacity ? slot - params.kv_capacity : slot;
 }
-
+)glsl" + tessel::kernels::tq_tile_levels_glsl() +
+           tessel::kernels::tq_tile_glsl("key", bits, Storage) +
+           tessel::kernels::tq_tile_glsl("value", bits, Storage) + R"glsl(
 void main() {
   const uint tiles = (params.kv_seq_len + TILE - 1u) / TILE;
   for (uint t = 0u; t < tiles; ++t) {
     const uint first = t * TILE;
     const uint count = min(TILE, params.kv_seq_len - first);
-    stage_key_tile(params.cache_head, first, count);
-    stage_value_tile(params.cache_head, first, count);
+    load_key_tile(params.cache_head, first, count);
+    load_value_tile(params.cache_head, first, count);
     barrier();
-    for (uint i = gl_LocalInvocationIndex; i < TILE * (D / 8u); i += 64u) {
+    store_key_tile();
+    store_value_tile();
+    barrier();
+    for (uint i = gl_LocalInvocationIndex; i < TILE * (D / 8u); i += THREADS) {
       const uint row = i / (D / 8u), chunk = i % (D / 8u);
       const uint at = (first + row) * D + 8u * chunk;
-      vec4 lo, hi;
-      key_tile_chunk(row, chunk, lo, hi);
+      vec4 low, high;
+      key_tile_chunk(row, chunk, low, high);
       for (uint e = 0u; e < 4u; ++e) {
-        keys_out[at + e] = lo[e];
-        keys_out[at + 4u + e] = hi[e];
+        keys_out[at + e] = low[e];
+        keys_out[at + 4u + e] = high[e];
       }
-      value_tile_chunk(row, chunk, lo, hi);
+      value_tile_chunk(row, chunk, low, high);
       for (uint e = 0u; e < 4u; ++e) {
-        values_out[at + e] = lo[e];
-        values_out[at + 4u + e] = hi[e];
+        values_out[at + e] = low[e];
+        values_out[at + 4u + e] = high[e];
       }
     }
-    barrier();
   }
 }
 )glsl";
+  }
 };
 
-template <int D, class Tiles>
+template <int D, std::uint32_t Storage>
 void check_tiles(tessel::vk::context& ctx, std::uint32_t bits, float scale_factor) {
   const std::uint64_t seed = tessel::test::test_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + " D=" + std::to_string(D) +
@@ -245,7 +251,7 @@ void check_tiles(tessel::vk::context& ctx, std::uint32_t bits, float scale_facto
   values_out.fill(std::nanf(""));
   tessel::vk::recorder rec(ctx);
   const tessel::vk::spec_value spec[] = {{0, bits}};
-  rec.dispatch<tq_tile_probe<D, Tiles>>(
+  rec.dispatch<tq_tile_probe<D, Storage>>(
       TileProbeParams{capacity, length, ring_start, 2,
                       tessel::kernels::tq_resolve_scale_factor(scale_factor)},
       spec, tessel::extent3{1, 1, 1}, keys.code_buffer(), keys.norm_buffer(), values.code_buffer(),
@@ -253,15 +259,13 @@ void check_tiles(tessel::vk::context& ctx, std::uint32_t bits, float scale_facto
   rec.submit_and_wait();
   const tessel::reference::tq_cache key_cache = keys.download(), value_cache = values.download();
   const std::vector<float> got_keys = keys_out.download(), got_values = values_out.download();
+  // Rows past the length repeat the tile's last row (position length - 1).
   for (std::uint32_t row = 0; row < rows; ++row) {
-    const bool staged = row < length;
-    const std::uint32_t slot = (row + ring_start) % capacity;
+    const std::uint32_t slot = (std::min(row, length - 1) + ring_start) % capacity;
     const std::vector<double> want_keys =
-        staged ? tessel::reference::tq_dequantize_position(key_cache, 2, slot, scale_factor)
-               : std::vector<double>(D, 0.0);
+        tessel::reference::tq_dequantize_position(key_cache, 2, slot, scale_factor);
     const std::vector<double> want_values =
-        staged ? tessel::reference::tq_dequantize_position(value_cache, 2, slot, scale_factor)
-               : std::vector<double>(D, 0.0);
+        tessel::reference::tq_dequantize_position(value_cache, 2, slot, scale_factor);
     for (std::uint32_t d = 0; d < D; ++d) {
       // One f32 product of two f32 values (level and scale) against double.
       ASSERT_NEAR(got_keys[row * D + d], want_keys[d], 2e-7 * std::fabs(want_keys[d]))
@@ -272,13 +276,13 @@ void check_tiles(tessel::vk::context& ctx, std::uint32_t bits, float scale_facto
   }
 }
 
-TEST_F(TqDecode, TileLoadersStageRingsAndZeroTheTail) {
-  check_tiles<64, tessel::kernels::tq_nibble_tiles>(ctx(), 4, 0.0f);
-  check_tiles<256, tessel::kernels::tq_nibble_tiles>(ctx(), 4, 0.0f);
-  check_tiles<512, tessel::kernels::tq_nibble_tiles>(ctx(), 4, 2.0f);
-  check_tiles<128, tessel::kernels::tq_byte_tiles>(ctx(), 5, 0.0f);
-  check_tiles<256, tessel::kernels::tq_byte_tiles>(ctx(), 6, 0.0f);
-  check_tiles<512, tessel::kernels::tq_byte_tiles>(ctx(), 8, 0.0f);
+TEST_F(TqDecode, TileLoadersFollowTheRingAndRepeatTheLastRow) {
+  check_tiles<64, 4>(ctx(), 4, 0.0f);
+  check_tiles<256, 4>(ctx(), 4, 0.0f);
+  check_tiles<512, 4>(ctx(), 4, 2.0f);
+  check_tiles<128, 8>(ctx(), 5, 0.0f);
+  check_tiles<256, 8>(ctx(), 6, 0.0f);
+  check_tiles<512, 8>(ctx(), 8, 0.0f);
 }
 
 // KV memory per token: 4-bit codes take >= 3.8x less than f16 at the head

@@ -192,90 +192,41 @@ inline TqHbParams tq_hb_params(const tq_decode_args& a, std::uint32_t nwg) {
 
 // --- tile loaders -------------------------------------------------------------
 //
-// A decode kernel stages tiles of up to TILE consecutive logical positions
-// of one KV head's K and V in shared memory and reads each staged row in
-// chunks of 8 floats. For a quantized cache the tile holds the packed code
-// words (uvec4 loads, a quarter of f16's bytes at 4 bits) and, per row and
+// A decode kernel walks its positions in tiles of up to TILE consecutive
+// logical positions of one KV head: every invocation loads its share of the
+// next tile into registers (load_*), writes it to shared memory between
+// barriers (store_*), and the kernel reads each staged row in chunks of 8
+// floats (*_chunk). For a quantized cache the tile holds the packed code
+// words (16-byte loads, a quarter of f16's bytes at 4 bits) and, per row and
 // norm block, the value scale N / sqrt(D) or n_b / scale_factor_d512; a
-// chunk is dequantized on read through the codebook, which sits in shared
-// memory (dynamically indexed private arrays are slow on GPUs). Rows of a
-// tile past `count` are staged as zero words with scale 0, i.e. finite
-// zeros.
+// chunk is dequantized on read through the codebook, which the first store
+// copies to shared memory (dynamically indexed private arrays are slow on
+// GPUs). Rows of a tile past `count` repeat its last row: finite, and no
+// load is conditional.
 //
-// The including kernel defines D and TILE, the parameter block fields
-// kv_capacity and scale_factor_d512, the buffers <cache>_codes (uint, with
-// a uvec4 wide view) and <cache>_norms, and `uint cache_slot(uint
-// position)` (the ring mapping of a logical position). Every invocation of
-// the workgroup calls stage_<cache>_tile in uniform control flow; the
-// staged tile is visible after the caller's barrier, and the caller keeps a
-// barrier between reading a tile and staging the next.
-//   void stage_<cache>_tile(uint cache_head, uint first, uint count)
-//   void <cache>_tile_chunk(uint row, uint chunk, out vec4 lo, out vec4 hi)
+// The text goes after the definitions of D, TILE and THREADS (invocations
+// per workgroup), the parameter block (kv_capacity, scale_factor_d512), the
+// buffers <cache>_codes (uint, with a uvec4 wide view) and <cache>_norms,
+// `uint cache_slot(uint position)` (the ring mapping) and the tq_unpack
+// snippet. For cache "key" (and likewise "value"):
+//   void load_key_tile(uint cache_head, uint first, uint count)   count in 1..TILE
+//   void store_key_tile()                 between barriers, after load_key_tile
+//   void key_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high)
 //        floats 8 chunk .. 8 chunk + 7 of staged row `row`
 
-namespace detail {
-
-// The GLSL of one quantized cache's tile: `cache` is "key" or "value",
-// `bits` a GLSL expression of the code width (a literal or a
-// specialization constant) whose codes take `storage_bits` (4 or 8).
-inline std::string tq_tile_loader(std::string_view cache_name, std::string_view bits_expr,
-                                  std::uint32_t storage_bits) {
-  const std::string cache(cache_name), bits(bits_expr);
-  const std::string tile = cache + "_tile", scales = cache + "_tile_scale";
-  return "\nconst uint " + tile + "_VECS = D * " + std::to_string(storage_bits) + "u / 128u;\n" +
-         "shared uvec4 " + tile + "[TILE * " + tile + "_VECS];\n" +  //
-         "shared float " + scales + "[TILE * TQ_NORMS_PER_ROW];\n\n" + "void stage_" + tile +
-         "(uint cache_head, uint first, uint count) {\n" + "  stage_tq_levels(" + bits + ");\n" +
-         "  const uint threads = gl_WorkGroupSize.x * gl_WorkGroupSize.y * gl_WorkGroupSize.z;\n" +
-         "  const uint head_base = cache_head * params.kv_capacity;\n" +
-         "  for (uint i = gl_LocalInvocationIndex; i < TILE * " + tile +
-         "_VECS; i += threads) {\n" + "    const uint row = i / " + tile + "_VECS;\n" + "    " +
-         tile + "[i] = row < count ? " + cache +
-         "_codes_wide[(head_base + cache_slot(first + row)) * " + tile + "_VECS + i % " + tile +
-         "_VECS] : uvec4(0u);\n" + "  }\n" +
-         "  for (uint i = gl_LocalInvocationIndex; i < TILE * TQ_NORMS_PER_ROW; i += threads) {\n" +
-         "    const uint row = i / TQ_NORMS_PER_ROW;\n" + "    " + scales +
-         "[i] = row < count ? tq_value_scale(" + cache +
-         "_norms[(head_base + cache_slot(first + row)) * TQ_NORMS_PER_ROW + i % TQ_NORMS_PER_ROW], "
-         "D, params.scale_factor_d512) : 0.0;\n" +
-         "  }\n}\n\n" + "void " + tile +
-         "_chunk(uint row, uint chunk, out vec4 lo, out vec4 hi) {\n" +
-         "  const float scale = " + scales +
-         "[row * TQ_NORMS_PER_ROW + chunk / (TQ_NORM_BLOCK / 8u)];\n" + "  if (" +
-         std::to_string(storage_bits) + "u == 4u) {\n" +
-         "    // One word holds the chunk's 8 nibbles.\n" + "    const uint word = " + tile +
-         "[row * " + tile + "_VECS + (chunk >> 2)][chunk & 3u];\n" +
-         "    lo = tq_tile_levels(4u, word) * scale;\n" +
-         "    hi = tq_tile_levels(4u, word >> 16) * scale;\n" + "  } else {\n" +
-         "    // Two words hold the chunk's 8 bytes.\n" + "    const uvec4 words = " + tile +
-         "[row * " + tile + "_VECS + (chunk >> 1)];\n" +
-         "    const bool upper = (chunk & 1u) != 0u;\n" + "    lo = tq_tile_levels(" + bits +
-         ", upper ? words.z : words.x) * scale;\n" + "    hi = tq_tile_levels(" + bits +
-         ", upper ? words.w : words.y) * scale;\n" + "  }\n}\n";
-}
-
-}  // namespace detail
-
-// The codebook in shared memory, staged once by the first tile, and the
-// dequantization of four packed codes through it:
-//   void stage_tq_levels(uint bits)         every invocation, uniform flow
-//   vec4 tq_tile_levels(uint bits, uint packed)
-//        the levels of the four codes in the low 4 * storage bits of `packed`
-struct tq_tile_levels {
-  static constexpr extension extensions = extension::none;
-  using requires_snippets = snippet_list<snippets::tq_unpack>;
-  static std::string glsl(const target&) {
-    return "const uint TQ_NORM_BLOCK = " + std::to_string(tq_norm_block) + "u;\n" +
-           "const uint TQ_NORMS_PER_ROW = D > TQ_NORM_BLOCK ? D / TQ_NORM_BLOCK : 1u;\n" +
-           "shared float tq_levels[" + std::to_string(tq::codebook_for(8).levels()) + "];\n" +
-           R"glsl(bool tq_levels_staged = false;
-
-uint cache_slot(uint position);
+// The shared codebook: stage_tq_levels(bits) (every invocation, uniform
+// control flow, between barriers; only the first call copies) and
+// tq_tile_levels(bits, packed), the levels of the four codes in the low
+// 4 * storage bits of `packed`.
+inline std::string tq_tile_levels_glsl() {
+  return "const uint TQ_NORM_BLOCK = " + std::to_string(tq_norm_block) + "u;\n" +
+         "const uint TQ_NORMS_PER_ROW = D > TQ_NORM_BLOCK ? D / TQ_NORM_BLOCK : 1u;\n" +
+         "shared float tq_levels[" + std::to_string(tq::codebook_for(8).levels()) + "];\n" +
+         R"glsl(bool tq_levels_staged = false;
 
 void stage_tq_levels(uint bits) {
   if (tq_levels_staged) return;
-  const uint threads = gl_WorkGroupSize.x * gl_WorkGroupSize.y * gl_WorkGroupSize.z;
-  for (uint i = gl_LocalInvocationIndex; i < (1u << bits); i += threads)
+  for (uint i = gl_LocalInvocationIndex; i < (1u << bits); i += THREADS)
     tq_levels[i] = tq_centroid(bits, i);
   tq_levels_staged = true;
 }
@@ -285,27 +236,76 @@ vec4 tq_tile_levels(uint bits, uint packed) {
               tq_levels[tq_word_code(packed, bits, 2u)], tq_levels[tq_word_code(packed, bits, 3u)]);
 }
 )glsl";
-  }
-};
+}
 
-// Tiles of the 4-bit K and V caches of tq_decode.
-struct tq_nibble_tiles {
-  static constexpr extension extensions = extension::none;
-  using requires_snippets = snippet_list<tq_tile_levels>;
-  static std::string glsl(const target&) {
-    return detail::tq_tile_loader("key", "4u", 4) + detail::tq_tile_loader("value", "4u", 4);
-  }
-};
+// The tile of one quantized cache: `cache` is "key" or "value", `bits` a
+// GLSL expression of the code width (a literal or a specialization
+// constant) whose codes take `storage_bits` (4 or 8) each.
+inline std::string tq_tile_glsl(std::string_view cache_name, std::string_view bits_expr,
+                                std::uint32_t storage_bits) {
+  std::string text = R"glsl(
+const uint CACHE_tile_VECS = D * STORAGEu / 128u;
+const uint CACHE_tile_LOADS = (TILE * CACHE_tile_VECS + THREADS - 1u) / THREADS;
+const uint CACHE_tile_SCALE_LOADS = (TILE * TQ_NORMS_PER_ROW + THREADS - 1u) / THREADS;
+shared uvec4 CACHE_tile[TILE * CACHE_tile_VECS];
+shared float CACHE_tile_scale[TILE * TQ_NORMS_PER_ROW];
+uvec4 CACHE_tile_in[CACHE_tile_LOADS];
+float CACHE_tile_scale_in[CACHE_tile_SCALE_LOADS];
 
-// Tiles of the byte-coded K and V caches of tq_hb_decode, of width the
-// specialization constant `codebook_bits`.
-struct tq_byte_tiles {
-  static constexpr extension extensions = extension::none;
-  using requires_snippets = snippet_list<tq_tile_levels>;
-  static std::string glsl(const target&) {
-    return detail::tq_tile_loader("key", "codebook_bits", 8) +
-           detail::tq_tile_loader("value", "codebook_bits", 8);
+void load_CACHE_tile(uint cache_head, uint first, uint count) {
+  const uint head_base = cache_head * params.kv_capacity;
+  for (uint i = 0u; i < CACHE_tile_LOADS; ++i) {
+    const uint at = min(gl_LocalInvocationIndex + i * THREADS, TILE * CACHE_tile_VECS - 1u);
+    const uint row = min(at / CACHE_tile_VECS, count - 1u);
+    CACHE_tile_in[i] =
+        CACHE_codes_wide[(head_base + cache_slot(first + row)) * CACHE_tile_VECS + at % CACHE_tile_VECS];
   }
-};
+  for (uint i = 0u; i < CACHE_tile_SCALE_LOADS; ++i) {
+    const uint at = min(gl_LocalInvocationIndex + i * THREADS, TILE * TQ_NORMS_PER_ROW - 1u);
+    const uint row = min(at / TQ_NORMS_PER_ROW, count - 1u);
+    const float norm =
+        CACHE_norms[(head_base + cache_slot(first + row)) * TQ_NORMS_PER_ROW + at % TQ_NORMS_PER_ROW];
+    CACHE_tile_scale_in[i] = tq_value_scale(norm, D, params.scale_factor_d512);
+  }
+}
+
+void store_CACHE_tile() {
+  stage_tq_levels(BITS);
+  for (uint i = 0u; i < CACHE_tile_LOADS; ++i) {
+    const uint at = gl_LocalInvocationIndex + i * THREADS;
+    if (at < TILE * CACHE_tile_VECS) CACHE_tile[at] = CACHE_tile_in[i];
+  }
+  for (uint i = 0u; i < CACHE_tile_SCALE_LOADS; ++i) {
+    const uint at = gl_LocalInvocationIndex + i * THREADS;
+    if (at < TILE * TQ_NORMS_PER_ROW) CACHE_tile_scale[at] = CACHE_tile_scale_in[i];
+  }
+}
+
+void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
+  // Chunks of a norm block share its scale (one block below D = 512).
+  const float scale = CACHE_tile_scale[row * TQ_NORMS_PER_ROW + chunk / (TQ_NORM_BLOCK / 8u)];
+  if (STORAGEu == 4u) {
+    // One word holds the chunk's 8 nibbles.
+    const uint word = CACHE_tile[row * CACHE_tile_VECS + (chunk >> 2)][chunk & 3u];
+    low = tq_tile_levels(4u, word) * scale;
+    high = tq_tile_levels(4u, word >> 16) * scale;
+  } else {
+    // Two words hold the chunk's 8 bytes.
+    const uvec4 words = CACHE_tile[row * CACHE_tile_VECS + (chunk >> 1)];
+    const bool upper = (chunk & 1u) != 0u;
+    low = tq_tile_levels(BITS, upper ? words.z : words.x) * scale;
+    high = tq_tile_levels(BITS, upper ? words.w : words.y) * scale;
+  }
+}
+)glsl";
+  const auto replace_all = [&](std::string_view from, const std::string& to) {
+    for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at))
+      text.replace(at, from.size(), to), at += to.size();
+  };
+  replace_all("CACHE", std::string(cache_name));
+  replace_all("STORAGE", std::to_string(storage_bits));
+  replace_all("BITS", std::string(bits_expr));
+  return text;
+}
 
 }  // namespace tessel::kernels
