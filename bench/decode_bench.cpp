@@ -4,7 +4,7 @@
 // measurement on stdout, a table on stderr.
 //
 //   decode_bench            the shapes with the host op's own plan
-//   decode_bench --sweep    also every NWG / subgroup count / head grouping
+//   decode_bench --sweep    also every tiling of sweep_variants() and several NWG
 //   decode_bench --quick    one small shape, a few repetitions (a smoke test
 //                           that runs on lavapipe)
 #include <cmath>
@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "common.hpp"
+#include "tessel/bench/json.hpp"
+#include "tessel/bench/timing.hpp"
 #include "tessel/kernels/decode_f16.hpp"
 
 namespace {
@@ -34,41 +35,48 @@ struct input_set {
 };
 
 using record_fn = void (*)(vk::recorder&, const input_set&, const decode_f16_args&);
+using kernels::decode_tiling;
 
-template <int D, int NSG>
+template <int D, decode_tiling T>
 void record(vk::recorder& rec, const input_set& s, const decode_f16_args& a) {
-  kernels::record_decode_f16_for<D, NSG>(rec, s.q, s.keys, s.values, s.out, &s.scratch, a);
+  kernels::record_decode_f16_tiled<D, T>(rec, s.q, s.keys, s.values, s.out, &s.scratch, a);
 }
 
-record_fn pick(std::uint32_t dim, int nsg) {
-  const int key = static_cast<int>(dim) * 100 + nsg;
-  switch (key) {
-    case 12802:
-      return record<128, 2>;
-    case 12804:
-      return record<128, 4>;
-    case 12808:
-      return record<128, 8>;
-    case 25602:
-      return record<256, 2>;
-    case 25604:
-      return record<256, 4>;
-    case 25608:
-      return record<256, 8>;
-    case 51202:
-      return record<512, 2>;
-    case 51204:
-      return record<512, 4>;
-    case 51208:
-      return record<512, 8>;
-    default:
-      return nullptr;
-  }
+// A tiling the sweep tries, compiled in.
+struct variant {
+  std::uint32_t dim;
+  decode_tiling tiling;
+  record_fn fn;
+};
+
+template <int D, decode_tiling... Ts>
+void add_variants(std::vector<variant>& list) {
+  (list.push_back({D, Ts, &record<D, Ts>}), ...);
+}
+
+// The tilings of the sweep for the head dims of its shapes: (heads, heads
+// per subgroup, position splits).
+std::vector<variant> sweep_variants() {
+  std::vector<variant> list;
+  add_variants<128, decode_tiling{1, 1, 2}, decode_tiling{1, 1, 4}, decode_tiling{2, 1, 1},
+               decode_tiling{2, 1, 2}, decode_tiling{4, 1, 1}, decode_tiling{4, 1, 2},
+               decode_tiling{4, 2, 1}>(list);
+  add_variants<256, decode_tiling{1, 1, 1}, decode_tiling{1, 1, 2}, decode_tiling{1, 1, 4},
+               decode_tiling{2, 1, 1}, decode_tiling{2, 1, 2}, decode_tiling{2, 1, 4},
+               decode_tiling{2, 2, 1}>(list);
+  add_variants<512, decode_tiling{2, 1, 1}, decode_tiling{2, 1, 2}, decode_tiling{4, 1, 1},
+               decode_tiling{4, 1, 2}, decode_tiling{8, 1, 1}, decode_tiling{8, 1, 2},
+               decode_tiling{8, 2, 1}>(list);
+  return list;
+}
+
+void record_default(vk::recorder& rec, const input_set& s, const decode_f16_args& a) {
+  kernels::record_decode_f16(rec, s.q, s.keys, s.values, s.out, &s.scratch, a);
 }
 
 struct config {
-  int nsg = kernels::decode_subgroups;
-  std::uint32_t nwg = 0, heads_per_group = 0;
+  const variant* tiled = nullptr;  // null: the host op's own plan
+  std::uint32_t nwg = 0;
 };
 
 }  // namespace
@@ -104,8 +112,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "%s: copy %.0f GB/s by vkCmdCopyBuffer, %.0f GB/s by a shader (read + write)\n",
                  ctx.device().name.c_str(), copy.transfer_gbs, copy.shader_gbs);
-    std::fprintf(stderr, "%-28s %5s %4s %4s %4s %9s %9s %9s %8s %6s\n", "shape", "nsg", "nwg",
-                 "hpg", "sets", "median us", "p10", "p90", "GB/s", "copy%");
+    std::fprintf(stderr, "%-28s %6s %4s %4s %9s %9s %9s %8s %6s\n", "shape", "h/r/p", "nwg", "sets",
+                 "median us", "p10", "p90", "GB/s", "copy%");
+    const std::vector<variant> variants = sweep ? sweep_variants() : std::vector<variant>{};
 
     const std::vector<shape> shapes = quick ? std::vector<shape>{{2, 8, 2, 128, 1000}}
                                             : std::vector<shape>{{1, 16, 8, 256, 4096},
@@ -143,22 +152,26 @@ int main(int argc, char** argv) {
         inputs.push_back(std::move(set));
       }
 
-      std::vector<config> configs{{}};
+      // The default plan twice: the first measurement after new buffers
+      // are allocated can be slow.
+      std::vector<config> configs{{}, {}};
       if (sweep) {
         const std::uint32_t group = s.heads / s.kv_heads;
-        for (int nsg : {2, 4, 8})
-          for (std::uint32_t nwg : {0u, 16u, 32u, 64u, 128u, 256u})
-            for (std::uint32_t hpg = 1; hpg <= kernels::max_heads_per_group(s.dim); hpg *= 2)
-              if (group % hpg == 0 &&
-                  (hpg == 1 || hpg * 2 > kernels::max_heads_per_group(s.dim) || hpg * 2 > group))
-                configs.push_back({nsg, nwg, hpg});
+        for (const variant& v : variants)
+          if (v.dim == s.dim && group % static_cast<std::uint32_t>(v.tiling.heads) == 0)
+            for (std::uint32_t nwg : {0u, 8u, 16u, 24u, 32u, 48u, 64u, 128u})
+              if (nwg * 64 <= s.length) configs.push_back({&v, nwg});
       }
-      for (const config& c : configs) {
+      for (std::size_t ci = 0; ci < configs.size(); ++ci) {
+        const config& c = configs[ci];
         decode_f16_args run = a;
         run.nwg = c.nwg;
-        run.heads_per_group = c.heads_per_group;
-        const kernels::decode_plan plan = kernels::plan_decode_f16(ctx.device(), run, c.nsg);
-        const record_fn fn = pick(s.dim, c.nsg);
+        if (c.tiled) run.heads_per_group = static_cast<std::uint32_t>(c.tiled->tiling.heads);
+        const kernels::decode_plan plan = kernels::plan_decode_f16(ctx.device(), run);
+        const record_fn fn = c.tiled ? c.tiled->fn : record_default;
+        const decode_tiling tiling =
+            c.tiled ? c.tiled->tiling
+                    : kernels::default_decode_tiling(static_cast<int>(plan.heads_per_group));
         const bench::timing t = bench::time_gpu(
             ctx, [&](vk::recorder& rec, int rep) { fn(rec, inputs[rep % sets], run); }, reps);
         const double gbs = bytes / (t.median_us * 1e3);
@@ -172,11 +185,10 @@ int main(int argc, char** argv) {
                          .add("kv_heads", s.kv_heads)
                          .add("dim", s.dim)
                          .add("length", s.length)
-                         .add("default_plan", c.nwg == 0 && c.heads_per_group == 0 &&
-                                                      c.nsg == kernels::decode_subgroups
-                                                  ? 1.0
-                                                  : 0.0)
-                         .add("nsg", c.nsg)
+                         .add("default_plan", c.tiled == nullptr && ci > 0 ? 1.0 : 0.0)
+                         .add("heads_per_subgroup", tiling.heads_per_subgroup)
+                         .add("position_splits", tiling.position_splits)
+                         .add("nsg", tiling.subgroups())
                          .add("nwg", plan.nwg)
                          .add("heads_per_group", plan.heads_per_group)
                          .add("bytes", bytes)
@@ -187,9 +199,9 @@ int main(int argc, char** argv) {
                          .add("copy_fraction", gbs / copy_gbs)
                          .str()
                   << std::endl;
-        std::fprintf(stderr, "%-28s %5d %4u %4u %4d %9.1f %9.1f %9.1f %8.0f %5.1f%%\n",
-                     name.c_str(), c.nsg, plan.nwg, plan.heads_per_group, sets, t.median_us,
-                     t.p10_us, t.p90_us, gbs, 100 * gbs / copy_gbs);
+        std::fprintf(stderr, "%-28s %2d/%d/%d %4u %4d %9.1f %9.1f %9.1f %8.0f %5.1f%%\n",
+                     name.c_str(), tiling.heads, tiling.heads_per_subgroup, tiling.position_splits,
+                     plan.nwg, sets, t.median_us, t.p10_us, t.p90_us, gbs, 100 * gbs / copy_gbs);
       }
     }
   } catch (const std::exception& e) {

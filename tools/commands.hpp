@@ -12,5 +12,6 @@ int layout(const parsed& args);
 int info(const parsed& args);
 int run(const parsed& args);
 int demo(const parsed& args);
+int bench(const parsed& args);
 
 }  // namespace tessel::cli

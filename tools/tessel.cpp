@@ -1,6 +1,6 @@
 // The `tessel` command-line program: dump generated GLSL, print parameter
-// block layouts, list Vulkan devices, run an op on .npy files, and run every
-// op's demo cases against the reference.
+// block layouts, list Vulkan devices, run an op on .npy files, run every
+// op's demo cases against the reference, and benchmark the kernels.
 //
 // Exit status: 0 success; 1 a failure at run time (a shader that does not
 // compile, a result outside tolerance, no device, validation messages);
@@ -125,6 +125,24 @@ const std::vector<subcommand>& subcommands() {
         {"help", "", "print this text"}},
        0,
        tessel::cli::demo},
+      {"bench",
+       "time the kernels on the default device against its measured floor",
+       "bench [SUITE ...] [--shape KERNEL:DIM=V,...] [--quick] [--reps N] [--out DIR]",
+       "Suites: decode, prefill, tq, all (the default without --shape): the issue's\n"
+       "benchmark shapes and a sweep of sequence lengths. Each shape: median and p10-p90\n"
+       "of the GPU time per call (timestamp queries, after a warm-up, input sets rotated\n"
+       "through 3x a 50 MB cache), bytes and FLOPs, GB/s and TFLOP/s, and the fraction of\n"
+       "the floor: bytes at the measured copy bandwidth or FLOPs at the measured matrix\n"
+       "rate, whichever takes longer. Writes DIR/bench.json, bench.csv and bench.svg.\n"
+       "--shape dims left out keep the kernel's first shape, e.g.\n"
+       "  tessel bench --shape decode_f16:L=8192,D=128",
+       {{"shape", "KERNEL:DIM=V,...", "also time this shape", true},
+        {"quick", "", "tiny shapes, 3 repetitions (a smoke test; runs on lavapipe)"},
+        {"reps", "N", "at most N timed repetitions per shape (default 100)"},
+        {"out", "DIR", "where the files go (default tessel-bench)"},
+        {"help", "", "print this text"}},
+       4,
+       tessel::cli::bench},
   };
   return list;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """PyTorch's scaled_dot_product_attention at decode_bench's shapes (one query
-per head, f16 K/V, GQA through enable_gqa), timed per call with CUDA events,
-input sets rotated like decode_bench so the L2 cache does not flatter it.
-Writes JSON lines in decode_bench's format ("kind": "sdpa") to stdout."""
+per head, f16 K/V, GQA through enable_gqa), timed by sdpa.py's Timer (CUDA
+events per call after a warm-up), input sets rotated like decode_bench so
+the L2 cache does not flatter it. Writes JSON lines in decode_bench's format
+("kind": "sdpa") to stdout. `tessel bench` has its own peer: sdpa.py."""
 import json
 import math
 import sys
@@ -11,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from sdpa import Timer, copy_gbs
+
 SHAPES = [(1, 16, 8, 256, 4096), (1, 16, 8, 256, 32768), (1, 16, 2, 512, 32768),
           (8, 32, 8, 128, 32768)]
 L2_BYTES = 50 << 20
@@ -18,32 +21,10 @@ BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIE
             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
 
 
-def median_us(fn, sets, reps):
-    for i in range(3):
-        fn(i % sets)
-    torch.cuda.synchronize()
-    times = []
-    for i in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn(i % sets)
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    times.sort()
-    return times[len(times) // 2], times[len(times) // 10], times[(9 * len(times)) // 10]
-
-
-def copy_gbs():
-    src = torch.ones(1 << 28, dtype=torch.float32, device="cuda")
-    dst = torch.empty_like(src)
-    med, _, _ = median_us(lambda _: dst.copy_(src), 1, 20)
-    return 2 * src.numel() * 4 / (med * 1e3)
-
-
 def main():
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    gbs_copy = copy_gbs()
+    timer = Timer(torch, min_reps=reps, max_reps=reps)
+    gbs_copy = copy_gbs(torch, timer)
     print(json.dumps({"kind": "torch_copy", "device": torch.cuda.get_device_name(),
                       "torch": torch.__version__, "gbs": gbs_copy}), flush=True)
     for batch, heads, kv_heads, dim, length in SHAPES:
@@ -62,7 +43,9 @@ def main():
                 return F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
             try:
                 with sdpa_kernel([backend]):
-                    med, p10, p90 = median_us(call, sets, reps if name != "math" else 20)
+                    t = (timer if name != "math" else Timer(torch, min_reps=20, max_reps=20)).time(
+                        call, sets)
+                med, p10, p90 = t["median_us"], t["p10_us"], t["p90_us"]
             except RuntimeError:
                 continue  # this backend has no kernel for the shape
             gbs = nbytes / (med * 1e3)

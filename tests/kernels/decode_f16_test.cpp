@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <type_traits>
 
 #include "tessel/kernels/decode_f16.hpp"
 #include "tessel/reference/decode_f16.hpp"
@@ -56,7 +57,9 @@ std::string describe(const decode_f16_args& a) {
 
 class DecodeF16 : public tessel::test::device_test {
  protected:
-  std::vector<float> run(const decode_problem& p) {
+  // Runs the host op's own tiling, or `record` when given.
+  template <class Record = std::nullptr_t>
+  std::vector<float> run(const decode_problem& p, Record record = nullptr) {
     const auto& a = p.args;
     tessel::vk::buffer<float> q(ctx(), p.q.size());
     q.upload(p.q);
@@ -69,16 +72,20 @@ class DecodeF16 : public tessel::test::device_test {
     tessel::vk::buffer<float> scratch(ctx(), std::max<std::uint64_t>(plan.scratch_floats, 1));
     scratch.fill(std::nanf(""));
     tessel::vk::recorder rec(ctx());
-    tessel::kernels::record_decode_f16(rec, q, keys, values, out, &scratch, a);
+    if constexpr (std::is_null_pointer_v<Record>)
+      tessel::kernels::record_decode_f16(rec, q, keys, values, out, &scratch, a);
+    else
+      record(rec, q, keys, values, out, &scratch, a);
     rec.submit_and_wait();
     return out.download();
   }
 
-  void check(const decode_f16_args& a) {
+  template <class Record = std::nullptr_t>
+  void check(const decode_f16_args& a, Record record = nullptr) {
     const std::uint64_t seed = tessel::test::test_seed();
     SCOPED_TRACE("seed " + std::to_string(seed) + " " + describe(a));
     const decode_problem p = make_problem(a, seed);
-    const std::vector<float> got = run(p);
+    const std::vector<float> got = run(p, record);
     const std::vector<double> expected =
         tessel::reference::decode_f16(p.q, p.keys, p.values, p.args);
     // f32 dot products and exp against double: scores carry a relative
@@ -123,6 +130,27 @@ TEST_F(DecodeF16, SplitCountsFromOneToManyAgree) {
     a.scale = 0.4f;  // sharper softmax than 1/sqrt(D)
     check(a);
   }
+}
+
+TEST_F(DecodeF16, EveryTilingAgrees) {
+  // The host ops use one head per subgroup; the engine also splits a tile's
+  // rows among subgroups (merged in shared memory) and keeps several heads
+  // in one subgroup's registers.
+  using tessel::kernels::decode_tiling;
+  auto check_tiling = [&]<decode_tiling T>() {
+    SCOPED_TRACE("tiling " + std::to_string(T.heads) + "/" + std::to_string(T.heads_per_subgroup) +
+                 "/" + std::to_string(T.position_splits));
+    for (const std::uint32_t nwg : {1u, 3u}) {
+      decode_f16_args a = shape(16, 2, 64, 333, 340);
+      a.heads_per_group = T.heads;
+      a.nwg = nwg;
+      check(a, tessel::kernels::record_decode_f16_tiled<64, T>);
+    }
+  };
+  check_tiling.template operator()<decode_tiling{1, 1, 8}>();
+  check_tiling.template operator()<decode_tiling{2, 2, 4}>();
+  check_tiling.template operator()<decode_tiling{4, 1, 2}>();
+  check_tiling.template operator()<decode_tiling{8, 4, 2}>();
 }
 
 TEST_F(DecodeF16, MasksRingsAndSoftcap) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -18,6 +19,7 @@
 
 namespace {
 
+using tessel::f16;
 using tessel::kernels::decode_mask;
 using tessel::kernels::tq_decode_args;
 using tessel::kernels::tq_decode_op;
@@ -191,11 +193,12 @@ struct tq_tile_probe {
   static std::string body(const tessel::target&) {
     const std::string bits = Storage == 4 ? "4u" : "codebook_bits";
     return R"glsl(
+#define UNROLL
 uint cache_slot(uint position) {
   const uint slot = position + params.ring_start;
   return slot >= params.kv_capacity ? slot - params.kv_capacity : slot;
 }
-)glsl" + tessel::kernels::tq_tile_levels_glsl() +
+)glsl" + tessel::kernels::tq_tile_levels_glsl(256) +
            tessel::kernels::tq_tile_glsl("key", bits, Storage) +
            tessel::kernels::tq_tile_glsl("value", bits, Storage) + R"glsl(
 void main() {
@@ -285,6 +288,204 @@ TEST_F(TqDecode, TileLoadersFollowTheRingAndRepeatTheLastRow) {
   check_tiles<512, 8>(ctx(), 8, 0.0f);
 }
 
+// --- the decode kernels ----------------------------------------------------------
+
+// A decode problem on the device: q, the caches (written by the device
+// encoder; f16 caches directly), everything unattended poisoned.
+struct kernel_problem {
+  tq_decode_op op;
+  tq_decode_args args;
+  std::vector<float> q;
+  std::vector<f16> keys_f16, values_f16;  // the hybrid's f16 caches
+};
+
+std::string describe(tq_decode_op op, const tq_decode_args& a) {
+  return std::string(tessel::kernels::op_name(op)) + " bits=" + std::to_string(a.bits) +
+         (a.values_f16 ? " f16V" : "") + " batch=" + std::to_string(a.batch) +
+         " H=" + std::to_string(a.num_heads) + " Hkv=" + std::to_string(a.num_kv_heads) +
+         " D=" + std::to_string(a.head_dim) + " kv=" + std::to_string(a.kv_seq_len) +
+         " cap=" + std::to_string(a.kv_capacity) +
+         " mask=" + std::to_string(static_cast<int>(a.mask)) +
+         " window=" + std::to_string(a.sliding_window) + " ring=" + std::to_string(a.ring_start) +
+         " softcap=" + std::to_string(a.softcap) + " nwg=" + std::to_string(a.nwg) +
+         " nsg=" + std::to_string(a.nsg) + " sf=" + std::to_string(a.scale_factor_d512) +
+         (a.unrotate_output ? " unrotate" : "");
+}
+
+// The attended logical positions [first, kv_seq_len).
+std::uint32_t window_start(const tq_decode_args& a) {
+  return a.mask == decode_mask::sliding_window && a.kv_seq_len > a.sliding_window
+             ? a.kv_seq_len - a.sliding_window
+             : 0;
+}
+
+class TqDecodeKernel : public tessel::test::device_test {
+ protected:
+  // Runs the op and its reference and compares them.
+  void check(tq_decode_op op, const tq_decode_args& a) {
+    const std::uint64_t seed = tessel::test::test_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed) + " " + describe(op, a));
+    std::mt19937_64 rng(seed);
+    const std::size_t D = a.head_dim;
+    const tessel::kernels::tq_cache_format f = tessel::kernels::tq_decode_cache_format(a);
+    const std::uint32_t first = window_start(a), attended = a.kv_seq_len - first;
+    // Attended positions j go to slot (ring_start + j) mod kv_capacity: an
+    // encoder ring from position ring_start + first.
+    const tessel::kernels::tq_encode_args encode{attended, a.ring_start + first, true,
+                                                 op != tq_decode_op::hybrid, a.scale_factor_d512};
+    const std::size_t rows = std::size_t{f.num_kv_heads} * attended * D;
+    const std::vector<float> q =
+        tessel::test::random_floats(rng, std::size_t{a.batch} * a.num_heads * D, -1, 1);
+
+    tessel::vk::buffer<float> q_buffer(ctx(), q.size()), out(ctx(), q.size());
+    q_buffer.upload(q);
+    out.fill(std::nanf(""));
+    const auto plan = tessel::kernels::plan_tq_decode(ctx().device(), op, a);
+    tessel::vk::buffer<float> scratch(ctx(), std::max<std::uint64_t>(plan.scratch_floats, 1));
+    scratch.fill(std::nanf(""));
+
+    tessel::test::device_cache key_codes(ctx(), f), value_codes(ctx(), f);
+    std::vector<double> keys, values;
+    std::vector<f16> keys_f16, values_f16;
+    // An f16 cache: attended slots random, the others NaN.
+    const auto f16_cache = [&](std::vector<f16>& cache, std::vector<double>& widened) {
+      cache.assign(std::size_t{f.num_kv_heads} * a.kv_capacity * D, tessel::to_f16(std::nanf("")));
+      std::uniform_real_distribution<float> uniform(-2.0f, 2.0f);
+      for (std::uint32_t head = 0; head < f.num_kv_heads; ++head)
+        for (std::uint32_t j = first; j < a.kv_seq_len; ++j)
+          for (std::size_t d = 0; d < D; ++d)
+            cache[(std::size_t{head} * a.kv_capacity + (a.ring_start + j) % a.kv_capacity) * D +
+                  d] = tessel::to_f16(uniform(rng));
+      widened = tessel::reference::widen_to_double(std::span<const f16>(cache));
+    };
+    const auto quantized_cache = [&](tessel::test::device_cache& cache,
+                                     std::vector<double>& widened) {
+      cache.encode(tessel::test::random_floats(rng, rows), encode);
+      widened = tessel::reference::tq_dequantize_cache(cache.download(), a.scale_factor_d512);
+    };
+    if (op == tq_decode_op::hybrid)
+      f16_cache(keys_f16, keys);
+    else
+      quantized_cache(key_codes, keys);
+    if (tessel::kernels::tq_quantized_values(op, a))
+      quantized_cache(value_codes, values);
+    else
+      f16_cache(values_f16, values);
+
+    tessel::vk::recorder rec(ctx());
+    const tessel::kernels::tq_cache_buffers key_buffers{&key_codes.code_buffer(),
+                                                        &key_codes.norm_buffer()};
+    const tessel::kernels::tq_cache_buffers value_buffers{&value_codes.code_buffer(),
+                                                          &value_codes.norm_buffer()};
+    std::optional<tessel::vk::buffer<f16>> keys_buffer, values_buffer;
+    if (op == tq_decode_op::nibble) {
+      tessel::kernels::record_tq_decode(rec, q_buffer, key_buffers, value_buffers, out, &scratch,
+                                        a);
+    } else if (op == tq_decode_op::byte) {
+      tessel::kernels::record_tq_hb_decode(rec, q_buffer, key_buffers, value_buffers, out, &scratch,
+                                           a);
+    } else {
+      keys_buffer.emplace(ctx(), keys_f16.size());
+      keys_buffer->upload(keys_f16);
+      if (a.values_f16) {
+        values_buffer.emplace(ctx(), values_f16.size());
+        values_buffer->upload(values_f16);
+      }
+      tessel::kernels::record_tq_hybrid_decode(
+          rec, q_buffer, *keys_buffer,
+          a.values_f16 ? tessel::kernels::tq_cache_buffers{} : value_buffers,
+          values_buffer ? &*values_buffer : nullptr, out, &scratch, a);
+    }
+    rec.submit_and_wait();
+    const std::vector<float> got = out.download();
+    const std::vector<double> want = tessel::reference::tq_decode(op, q, keys, values, a);
+    // f32 dot products, exponentials and dequantization (one f32 product)
+    // against double on the same dequantized values, as for decode_f16;
+    // the inverse rotation adds fwht's butterflies.
+    const double absolute = a.unrotate_output ? 1e-5 : 2e-6;
+    for (std::size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], absolute + 2e-5 * std::fabs(want[i])) << "element " << i;
+  }
+};
+
+TEST_F(TqDecodeKernel, NibbleRaggedLengthsHeadDimsAndGqa) {
+  const std::uint32_t dims[] = {64, 128, 256, 512};
+  const std::uint32_t groups[] = {1, 2, 4, 8};
+  const std::uint32_t lengths[] = {1, 7, 33, 1000};
+  for (std::size_t i = 0; i < 4; ++i) {
+    tq_decode_args a = shape(8, 8 / groups[i], dims[i], lengths[i], lengths[i] + 5, 4);
+    check(tq_decode_op::nibble, a);
+    a = shape(groups[(i + 1) % 4] * 2, 2, dims[i], lengths[(i + 2) % 4], lengths[(i + 2) % 4], 4);
+    a.nwg = 3;
+    check(tq_decode_op::nibble, a);
+  }
+}
+
+TEST_F(TqDecodeKernel, ByteWidthsMasksRingsAndSoftcap) {
+  tq_decode_args a = shape(4, 2, 256, 300, 512, 5);
+  a.mask = decode_mask::sliding_window;  // the 64 newest of 300
+  a.sliding_window = 64;
+  check(tq_decode_op::byte, a);
+
+  a = shape(8, 4, 128, 200, 200, 6);  // a full ring that wrapped at slot 77
+  a.ring_start = 77;
+  a.mask = decode_mask::sliding_window;  // a window across the wrap point
+  a.sliding_window = 150;
+  a.nwg = 5;
+  a.nsg = 4;
+  check(tq_decode_op::byte, a);
+
+  a = shape(8, 8, 64, 513, 600, 8);
+  a.softcap = 5.0f;
+  a.scale = 3.0f;  // scores beyond the cap: the seed never applied it (Q7)
+  a.nsg = 1;
+  check(tq_decode_op::byte, a);
+
+  a = shape(4, 2, 512, 97, 128, 8);
+  a.batch = 2;
+  a.mask = decode_mask::causal;
+  a.scale_factor_d512 = 4.0f;
+  check(tq_decode_op::byte, a);
+}
+
+// The hybrid: raw f16 K with V encoded without rotation (the seed's
+// production contract: raw q, raw output) or an f16 V.
+TEST_F(TqDecodeKernel, HybridQuantizedOrF16Values) {
+  tq_decode_args a = shape(16, 2, 256, 777, 800, 8);
+  a.ring_start = 700;
+  check(tq_decode_op::hybrid, a);
+  a = shape(4, 4, 512, 40, 40, 5);
+  a.nwg = 2;
+  check(tq_decode_op::hybrid, a);
+  a = shape(8, 2, 128, 129, 130, 6);
+  a.values_f16 = true;
+  a.nsg = 2;
+  check(tq_decode_op::hybrid, a);
+}
+
+// The output in the natural basis: decode_reduce_unrotate after a split,
+// fwht's unrotate after a single slice.
+TEST_F(TqDecodeKernel, UnrotatedOutput) {
+  tq_decode_args a = shape(16, 8, 256, 500, 512, 4);
+  a.unrotate_output = true;
+  a.nwg = 4;
+  check(tq_decode_op::nibble, a);
+  a.nwg = 1;
+  check(tq_decode_op::nibble, a);
+  a = shape(4, 2, 512, 70, 70, 6);
+  a.unrotate_output = true;
+  check(tq_decode_op::byte, a);
+}
+
+// Q10: scale_factor_d512 = 0 decodes exactly as 1.0 (the encoder resolves
+// it the same way), instead of dividing by zero.
+TEST_F(TqDecodeKernel, ScaleFactorZeroMeansOne) {
+  tq_decode_args a = shape(4, 2, 512, 50, 64, 6);
+  a.scale_factor_d512 = 0.0f;
+  check(tq_decode_op::byte, a);
+  EXPECT_EQ(tessel::kernels::tq_hb_params(a, 1, 1).scale_factor_d512, 1.0f);
+}
+
 // KV memory per token: 4-bit codes take >= 3.8x less than f16 at the head
 // dims of the benchmarks (the issue's target), byte codes about half.
 TEST(TqDecodeMemory, BytesPerToken) {
@@ -328,7 +529,7 @@ TEST(TqDecodeParams, FilledFromTheArguments) {
   a.scale_factor_d512 = 2.5f;
   a.fuse_fwht_pre = true;
   a.nsg = 2;
-  tessel::kernels::TqHbParams hb = tessel::kernels::tq_hb_params(a, 1);
+  tessel::kernels::TqHbParams hb = tessel::kernels::tq_hb_params(a, 1, 1);
   EXPECT_EQ(hb.scale, 0.5f);
   EXPECT_EQ(hb.scale_factor_d512, 2.5f);
   EXPECT_EQ(hb.codebook_bits, 6u);
@@ -336,9 +537,11 @@ TEST(TqDecodeParams, FilledFromTheArguments) {
   EXPECT_EQ(hb.nsg, 2u);
   a.values_f16 = true;
   a.nsg = 0;
-  hb = tessel::kernels::tq_hb_params(a, 1);
+  hb = tessel::kernels::tq_hb_params(a, 1, 1);
   EXPECT_EQ(hb.codebook_bits, 0u);
-  EXPECT_EQ(hb.nsg, static_cast<std::uint32_t>(tessel::kernels::decode_subgroups));
+  // The engine's default: two subgroups share a lone head's positions.
+  EXPECT_EQ(hb.nsg, 2u);
+  EXPECT_EQ(tessel::kernels::tq_hb_params(a, 1, 4).nsg, 1u);
 }
 
 // Every rule, with the op named in the message.
@@ -396,6 +599,14 @@ TEST_F(TqDecode, BadArgumentsAreRejected) {
                "tq_decode: nwg = 300 must be in [1, 256]");
   expect_error(tq_decode_op::nibble, with(4, [](auto& a) { a.heads_per_group = 4; }),
                "heads_per_group = 4 must be a power of two dividing");
+  expect_error(tq_decode_op::byte,
+               with(8,
+                    [](auto& a) {
+                      a.num_heads = 16;
+                      a.num_kv_heads = 2;
+                      a.nsg = 4;
+                    }),
+               "tq_hb_decode: nsg = 4 times heads_per_group = 8 must be <= 16");
   expect_error(tq_decode_op::byte,
                with(8,
                     [](auto& a) {
