@@ -477,6 +477,29 @@ TEST_F(TqDecodeKernel, UnrotatedOutput) {
   check(tq_decode_op::byte, a);
 }
 
+// fuse_fwht_pre: the kernel rotates the raw q in registers (every head
+// dim's lane layout, one and several heads per workgroup, split and
+// single-slice plans), alone or with the output unrotated too (raw q in,
+// raw output out).
+TEST_F(TqDecodeKernel, FusedQueryRotation) {
+  tq_decode_args a = shape(16, 8, 256, 300, 320, 4);
+  a.fuse_fwht_pre = true;
+  check(tq_decode_op::nibble, a);
+  a.unrotate_output = true;
+  a.nwg = 3;
+  check(tq_decode_op::nibble, a);
+  a = shape(2, 1, 512, 100, 100, 8);
+  a.fuse_fwht_pre = a.unrotate_output = true;
+  check(tq_decode_op::byte, a);
+  a = shape(8, 2, 64, 33, 40, 6);
+  a.fuse_fwht_pre = true;
+  check(tq_decode_op::hybrid, a);
+  a = shape(4, 4, 128, 7, 7, 5);
+  a.fuse_fwht_pre = true;
+  a.nsg = 4;
+  check(tq_decode_op::byte, a);
+}
+
 // Q10: scale_factor_d512 = 0 decodes exactly as 1.0 (the encoder resolves
 // it the same way), instead of dividing by zero.
 TEST_F(TqDecodeKernel, ScaleFactorZeroMeansOne) {

@@ -338,7 +338,8 @@ void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
 // The decode kernel of op `Op` on the decode engine, for head dim D and the
 // engine tiling T. Specialization constants: softcap (id 0, the engine's),
 // codebook_bits (id 1: the byte width, 5, 6 or 8; tq_hb_decode and the
-// hybrid's V) and values_f16 (id 2, the hybrid's V type).
+// hybrid's V), values_f16 (id 2, the hybrid's V type) and fuse_fwht_pre
+// (id 3: the engine rotates each query row in registers first).
 template <int D, decode_tiling T, tq_decode_op Op>
 struct tq_decode_kernel {
   static_assert(D >= 64 && D <= 512 && (D & (D - 1)) == 0,
@@ -358,12 +359,13 @@ struct tq_decode_kernel {
                        in<"key_norms", float>,
                        in<"value_codes", std::uint32_t, vec<std::uint32_t, 4>>,
                        in<"value_norms", float>, out<"dst", float>>>;
-  using constants = tessel::constants<spec<"softcap", float, 0, 0.0f>,
-                                      spec<"codebook_bits", std::uint32_t, 1, 8u>,
-                                      spec<"values_f16", bool, 2, false>>;
+  using constants =
+      tessel::constants<spec<"softcap", float, 0, 0.0f>,
+                        spec<"codebook_bits", std::uint32_t, 1, 8u>,
+                        spec<"values_f16", bool, 2, false>, spec<"fuse_fwht_pre", bool, 3, false>>;
   using geometry = tessel::geometry<constant<"D", static_cast<std::uint32_t>(D)>>;
   using workgroup = tessel::workgroup<lanes{engine::subgroups}>;
-  using snippets = snippet_list<snippets::tq_unpack>;
+  using snippets = snippet_list<snippets::tq_unpack, snippets::hadamard_signs>;
   static constexpr extension extensions =
       extension::subgroup_basic | extension::subgroup_arithmetic | extension::subgroup_shuffle |
       extension::control_flow_attributes;
@@ -388,7 +390,7 @@ struct tq_decode_kernel {
   }
 
   static std::string body(const target& t) {
-    std::string text = engine::glsl(t, tiling_row_bytes(t)) + tq_tile_levels_glsl(levels);
+    std::string text = engine::glsl(t, tiling_row_bytes(t), true) + tq_tile_levels_glsl(levels);
     if constexpr (Op == tq_decode_op::nibble) {
       text += tq_tile_glsl("key", "4u", 4) + tq_tile_glsl("value", "4u", 4);
     } else if constexpr (Op == tq_decode_op::byte) {
@@ -494,7 +496,6 @@ void record_tq_decode_for(vk::recorder& rec, const vk::buffer<float>& q,
                           const tq_decode_args& a) {
   constexpr std::string_view op = op_name(Op);
   const decode_plan plan = plan_tq_decode(rec.device(), Op, a);
-  require(!a.fuse_fwht_pre, op, "fuse_fwht_pre", 1, "needs the engine's query hook (to come)");
   validate_decode_buffers(op, a, plan, q, out, scratch);
   const bool quantized_values = tq_quantized_values(Op, a);
   const auto size = [](const auto* buffer) -> std::uint64_t { return buffer ? buffer->size() : 0; };
@@ -521,7 +522,8 @@ void record_tq_decode_for(vk::recorder& rec, const vk::buffer<float>& q,
 
   const vk::spec_value spec[] = {vk::spec_value::of_float(0, a.softcap),
                                  {1, quantized_values ? a.bits : 8u},
-                                 {2, a.values_f16 ? 1u : 0u}};
+                                 {2, a.values_f16 ? 1u : 0u},
+                                 {3, a.fuse_fwht_pre ? 1u : 0u}};
   const vk::buffer<float>& dst = decode_destination(plan, out, scratch);
   detail::with_heads(plan.heads_per_group, [&](auto heads) {
     detail::with_position_splits(plan.heads_per_group, a.nsg, [&](auto splits) {
