@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,6 +22,7 @@
 #include "tessel/bench/timing.hpp"
 #include "tessel/kernels/decode_f16.hpp"
 #include "tessel/kernels/prefill.hpp"
+#include "tessel/kernels/tq_decode.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/vk/buffer.hpp"
 #include "tessel/vk/context.hpp"
@@ -191,6 +193,68 @@ inline bench_case prepare_tq_encode(vk::context& ctx, const bench_shape& s) {
   return c;
 }
 
+// TurboQuant decode with the plan the op chooses: K and V bits 4
+// (tq_decode) or 5, 6, 8 (tq_hb_decode), or the hybrid's f16 K with V bits
+// 5, 6, 8 or 16 (f16). Bytes: every cache byte read once (codes, norms,
+// f16 rows), q read and the output written. The codes are random words and
+// the norms positive: the time does not depend on the values.
+template <kernels::tq_decode_op Op>
+bench_case prepare_tq_decode(vk::context& ctx, const bench_shape& s) {
+  using namespace bench_detail;
+  constexpr bool hybrid = Op == kernels::tq_decode_op::hybrid;
+  kernels::tq_decode_args a;
+  a.batch = s["B"];
+  a.num_heads = s["H"];
+  a.num_kv_heads = s["Hkv"];
+  a.head_dim = s["D"];
+  a.kv_seq_len = a.kv_capacity = s["L"];
+  a.bits = s["bits"];
+  a.values_f16 = hybrid && a.bits == 16;
+  const kernels::decode_plan plan = kernels::plan_tq_decode(ctx.device(), Op, a);
+  const kernels::tq_cache_format format = kernels::tq_decode_cache_format(a);
+  const std::uint64_t rows = std::uint64_t{a.batch} * a.num_heads * a.head_dim;
+  const std::uint64_t f16_cache = std::uint64_t{format.num_kv_heads} * a.kv_capacity * a.head_dim;
+  bench_case c;
+  c.bytes = double(kernels::tq_decode_position_bytes(Op, a)) * format.num_kv_heads * a.kv_capacity +
+            2.0 * rows * sizeof(float);
+  c.sets = bench::rotation_sets(static_cast<std::uint64_t>(c.bytes));
+  const auto word = [](float x) { return std::bit_cast<std::uint32_t>(x); };
+  const auto norm = [](float x) { return 2.0f + x; };
+  auto q = upload_sets(ctx, random_values<float>(rows, as_float, 2), c.sets);
+  auto out = output_sets<float>(ctx, rows, c.sets);
+  auto scratch = output_sets<float>(ctx, plan.scratch_floats, c.sets);
+  // K and V in distinct buffers, so neither read finds the other in a cache.
+  const bool quantized_values = kernels::tq_quantized_values(Op, a);
+  const auto codes = [&](bool used, std::uint64_t seed) {
+    return upload_sets(
+        ctx, random_values<std::uint32_t>(used ? kernels::tq_code_words(format) : 1, word, seed),
+        c.sets);
+  };
+  const auto norms = [&](bool used, std::uint64_t seed) {
+    return upload_sets(
+        ctx, random_values<float>(used ? kernels::tq_norm_count(format) : 1, norm, seed), c.sets);
+  };
+  const auto f16_rows = [&](bool used, std::uint64_t seed) {
+    return upload_sets(ctx, random_values<f16>(used ? f16_cache : 1, to_f16, seed), c.sets);
+  };
+  auto key_codes = codes(!hybrid, 3), value_codes = codes(quantized_values, 4);
+  auto key_norms = norms(!hybrid, 5), value_norms = norms(quantized_values, 6);
+  auto keys = f16_rows(hybrid, 7), values = f16_rows(!quantized_values, 8);
+  c.record = [=](vk::recorder& rec, int i) {
+    const kernels::tq_cache_buffers k{&(*key_codes)[i], &(*key_norms)[i]};
+    const kernels::tq_cache_buffers v{&(*value_codes)[i], &(*value_norms)[i]};
+    if constexpr (Op == kernels::tq_decode_op::nibble)
+      kernels::record_tq_decode(rec, (*q)[i], k, v, (*out)[i], &(*scratch)[i], a);
+    else if constexpr (Op == kernels::tq_decode_op::byte)
+      kernels::record_tq_hb_decode(rec, (*q)[i], k, v, (*out)[i], &(*scratch)[i], a);
+    else
+      kernels::record_tq_hybrid_decode(
+          rec, (*q)[i], (*keys)[i], a.values_f16 ? kernels::tq_cache_buffers{} : v,
+          a.values_f16 ? &(*values)[i] : nullptr, (*out)[i], &(*scratch)[i], a);
+  };
+  return c;
+}
+
 inline const std::vector<bench_kernel>& bench_kernels() {
   static const std::vector<bench_kernel> list = {
       {"decode_f16",
@@ -248,6 +312,45 @@ inline const std::vector<bench_kernel>& bench_kernels() {
        {{2, 5, 64, 4}},
        {16, 64, 256},
        prepare_tq_encode},
+      {"tq_decode",
+       "tq",
+       {"B", "H", "Hkv", "D", "L", "bits"},
+       "L",
+       "tokens in the cache",
+       {{1, 16, 8, 256, 32768, 4}, {1, 16, 2, 512, 32768, 4}, {1, 16, 8, 256, 4096, 4}},
+       {1, 16, 8, 256, 0, 4},
+       {512, 1024, 2048, 4096, 8192, 16384, 32768},
+       {{2, 8, 2, 128, 1000, 4}},
+       {64, 256, 1024},
+       prepare_tq_decode<kernels::tq_decode_op::nibble>},
+      {"tq_hb_decode",
+       "tq",
+       {"B", "H", "Hkv", "D", "L", "bits"},
+       "L",
+       "tokens in the cache",
+       {{1, 16, 8, 256, 32768, 8},
+        {1, 16, 2, 512, 32768, 8},
+        {1, 16, 8, 256, 32768, 6},
+        {1, 16, 8, 256, 32768, 5}},
+       {1, 16, 8, 256, 0, 8},
+       {512, 1024, 2048, 4096, 8192, 16384, 32768},
+       {{2, 8, 2, 128, 1000, 5}},
+       {64, 256, 1024},
+       prepare_tq_decode<kernels::tq_decode_op::byte>},
+      {"tq_hybrid_decode",
+       "tq",
+       {"B", "H", "Hkv", "D", "L", "bits"},
+       "L",
+       "tokens in the cache",
+       {{1, 16, 8, 256, 32768, 8},
+        {1, 16, 2, 512, 32768, 8},
+        {1, 16, 8, 256, 32768, 16},
+        {1, 16, 2, 512, 32768, 16}},
+       {1, 16, 8, 256, 0, 8},
+       {512, 1024, 2048, 4096, 8192, 16384, 32768},
+       {{2, 8, 2, 128, 1000, 6}},
+       {64, 256, 1024},
+       prepare_tq_decode<kernels::tq_decode_op::hybrid>},
   };
   return list;
 }

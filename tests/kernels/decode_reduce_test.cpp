@@ -1,11 +1,14 @@
-// The decode reduce against attention computed directly: the partials are
-// produced on the host by splitting a real softmax-attention problem into NWG
-// slices, so the test checks the layout contract, not only the formula.
+// The decode reduce, alone and fused with the inverse rotation, against
+// attention computed directly: the partials are produced on the host by
+// splitting a real softmax-attention problem into NWG slices, so the test
+// checks the layout contract, not only the formula.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <random>
+#include <span>
 
 #include "tessel/kernels/catalog.hpp"
 #include "vk/fixture.hpp"
@@ -68,15 +71,27 @@ attention_problem make_problem(std::uint32_t nrows, std::uint32_t head_dim, std:
   return p;
 }
 
+// How the partials are turned into rows: the reduce, the reduce then the
+// fwht op's unrotate in a second dispatch, or the fused kernel.
+enum class merge { reduce, reduce_then_unrotate, fused_unrotate };
+
 class DecodeReduce : public tessel::test::device_test {
  protected:
-  std::vector<float> run(const attention_problem& p) {
+  std::vector<float> run(const attention_problem& p, merge how = merge::reduce) {
     tessel::vk::buffer<float> partials(ctx(), p.partials.size());
     partials.upload(p.partials);
     tessel::vk::buffer<float> dst(ctx(), std::uint64_t{p.nrows} * p.head_dim);
     dst.fill(std::nanf(""));
     tessel::vk::recorder rec(ctx());
-    tessel::kernels::record_decode_reduce(rec, partials, dst, p.nrows, p.head_dim, p.nwg);
+    if (how == merge::fused_unrotate) {
+      tessel::kernels::record_decode_reduce_unrotate(rec, partials, dst, p.nrows, p.head_dim,
+                                                     p.nwg);
+    } else {
+      tessel::kernels::record_decode_reduce(rec, partials, dst, p.nrows, p.head_dim, p.nwg);
+      if (how == merge::reduce_then_unrotate)
+        tessel::kernels::record_fwht(rec, dst, p.nrows, p.head_dim,
+                                     tessel::kernels::hadamard_mode::unrotate);
+    }
     rec.submit_and_wait();
     return dst.download();
   }
@@ -113,6 +128,43 @@ TEST_F(DecodeReduce, FullyMaskedRowsAreExactZeros) {
   }
 }
 
+// The fused kernel against R^-1 of the unsplit attention, and against the
+// two dispatches it replaces (KERNELS.md 11.3: measured byte-identical
+// upstream). Both paths run the same f32 operations in the same order, so
+// they agree to rounding; the number of bit-identical elements is recorded.
+TEST_F(DecodeReduce, FusedUnrotateEqualsReduceThenUnrotate) {
+  struct shape {
+    std::uint32_t nrows, head_dim, kv_len, nwg;
+  };
+  std::size_t identical = 0, total = 0;
+  for (const shape s : {shape{4, 64, 1, 5},
+                        {3, 128, 33, 32},
+                        {8, 256, 1000, 16},
+                        {2, 512, 129, 3},
+                        {5, 256, 77, 1}}) {
+    const std::uint64_t seed = tessel::test::test_seed();
+    SCOPED_TRACE("seed " + std::to_string(seed) + " rows=" + std::to_string(s.nrows) +
+                 " D=" + std::to_string(s.head_dim) + " kv=" + std::to_string(s.kv_len) +
+                 " nwg=" + std::to_string(s.nwg));
+    const auto p = make_problem(s.nrows, s.head_dim, s.kv_len, s.nwg, seed, 1);
+    const auto fused = run(p, merge::fused_unrotate);
+    const auto two_dispatches = run(p, merge::reduce_then_unrotate);
+    std::vector<double> want = p.expected;
+    for (std::uint32_t r = 0; r < s.nrows; ++r)
+      tessel::reference::unrotate_row(std::span(want).subspan(r * s.head_dim, s.head_dim));
+    for (std::size_t i = 0; i < fused.size(); ++i) {
+      ASSERT_NEAR(fused[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "element " << i;
+      ASSERT_NEAR(fused[i], two_dispatches[i], 1e-6 * (1 + std::fabs(want[i]))) << "element " << i;
+      identical +=
+          std::bit_cast<std::uint32_t>(fused[i]) == std::bit_cast<std::uint32_t>(two_dispatches[i]);
+      ++total;
+    }
+    // Row 1 attends nothing: zeros (signed by the sign pattern).
+    for (std::uint32_t d = 0; d < s.head_dim; ++d) ASSERT_EQ(fused[s.head_dim + d], 0.0f) << d;
+  }
+  RecordProperty("bit_identical", std::to_string(identical) + " of " + std::to_string(total));
+}
+
 TEST_F(DecodeReduce, BadArgumentsAreRejectedBeforeRecording) {
   tessel::vk::buffer<float> partials(ctx(), tessel::kernels::decode_partials_size(2, 64, 4));
   tessel::vk::buffer<float> dst(ctx(), 2 * 64);
@@ -131,6 +183,18 @@ TEST_F(DecodeReduce, BadArgumentsAreRejectedBeforeRecording) {
   expect_error(2, 64, 5, "partials element count = 528 must be >= 660");
   expect_error(2, 96, 4, "head_dim = 96");
   expect_error(3, 64, 4, "partials element count");
+  try {
+    tessel::kernels::record_decode_reduce_unrotate(rec, partials, dst, 2, 64, 0);
+    ADD_FAILURE() << "accepted nwg = 0";
+  } catch (const tessel::error& e) {
+    EXPECT_NE(std::string(e.what()).find("decode_reduce_unrotate: nwg = 0 must be in [1, 256]"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(tessel::kernels::record_decode_reduce_unrotate(rec, partials, dst, 2, 96, 4),
+               tessel::error);
+  EXPECT_THROW(tessel::kernels::record_decode_reduce_unrotate_for<64>(rec, partials, dst, 2, 5),
+               tessel::error);
   EXPECT_EQ(rec.dispatch_count(), 0u);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/tq_cache_fixture.hpp"
 #include "tessel/kernels/catalog.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/reference/turboquant.hpp"
@@ -22,8 +23,9 @@ namespace {
 using tessel::kernels::tq_cache_format;
 using tessel::kernels::tq_encode_args;
 using tessel::reference::tq_cache;
-
-constexpr std::uint32_t poison_word = 0xA5A5A5A5u;
+using tessel::test::device_cache;
+using tessel::test::poison_word;
+using tessel::test::poisoned_reference;
 
 std::string describe(const tq_cache_format& f, const tq_encode_args& a) {
   return "H=" + std::to_string(f.num_kv_heads) + " cap=" + std::to_string(f.kv_capacity) +
@@ -31,53 +33,6 @@ std::string describe(const tq_cache_format& f, const tq_encode_args& a) {
          " T=" + std::to_string(a.n_tokens) + " first=" + std::to_string(a.first_position) +
          (a.ring ? " ring" : "") + (a.rotate ? "" : " raw") +
          " sf=" + std::to_string(a.scale_factor_d512);
-}
-
-// A device cache: poisoned at creation, written by one or more encode calls.
-class device_cache {
- public:
-  device_cache(tessel::vk::context& ctx, const tq_cache_format& f)
-      : format_(f),
-        codes_(ctx, tessel::kernels::tq_code_words(f)),
-        norms_(ctx, tessel::kernels::tq_norm_count(f)),
-        ctx_(&ctx) {
-    codes_.fill(poison_word);
-    norms_.fill(std::nanf(""));
-  }
-
-  void encode(const std::vector<float>& src, const tq_encode_args& args) {
-    tessel::vk::buffer<float> input(*ctx_, src.size());
-    input.upload(src);
-    tessel::vk::recorder rec(*ctx_);
-    tessel::kernels::record_tq_encode(rec, input, codes_, norms_, format_, args);
-    rec.submit_and_wait();
-  }
-
-  std::vector<std::uint32_t> codes() const { return codes_.download(); }
-  std::vector<float> norms() const { return norms_.download(); }
-
-  // The contents as a host cache (norms widened to double).
-  tq_cache download() const {
-    tq_cache out(format_);
-    out.codes = codes();
-    const std::vector<float> n = norms();
-    out.norms.assign(n.begin(), n.end());
-    return out;
-  }
-
- private:
-  tq_cache_format format_;
-  tessel::vk::buffer<std::uint32_t> codes_;
-  tessel::vk::buffer<float> norms_;
-  tessel::vk::context* ctx_;
-};
-
-// A reference cache poisoned like the device one.
-tq_cache poisoned_reference(const tq_cache_format& f) {
-  tq_cache out(f);
-  std::fill(out.codes.begin(), out.codes.end(), poison_word);
-  std::fill(out.norms.begin(), out.norms.end(), std::nan(""));
-  return out;
 }
 
 // Codes bit for bit, norms to f32 accuracy (sums of at most 256 squares,
@@ -249,12 +204,18 @@ TEST_F(TqEncode, ZeroAndTinyRows) {
 }
 
 // The quality of the device's codes: over Gaussian rows, the mean squared
-// error between the quantizer inputs u and their codes' centroids equals
-// the codebook's distortion under the exact law of u (a coordinate of a
-// uniform point on the sphere of radius sqrt(n), n = norm block). The
-// tolerance is five standard errors of that mean, estimated from the
-// sample (the squared errors of one row are nearly independent: their
-// coupling through the fixed sum of u^2 is O(1/n) and negative).
+// error between the quantizer inputs u (the normalized rotated values) and
+// their codes' centroids equals the codebook's distortion under the exact
+// law of u (a coordinate of a uniform point on the sphere of radius
+// sqrt(n), n = norm block). The tolerance is five standard errors of that
+// mean, estimated from the sample (the squared errors of one row are nearly
+// independent: their coupling through the fixed sum of u^2 is O(1/n) and
+// negative); at 32,768 samples that is about 3% of the distortion.
+// The measured mean therefore matches the Lloyd-Max distortion for N(0,1)
+// within those five standard errors plus the finite-n correction between
+// the two laws (the sphere law tends to N(0,1) as n grows: -1.9% to -2.2%
+// at n = 128, about -1% at 256, less at 8 bits), which the test computes and
+// requires to stay below 2.5%.
 TEST_F(TqEncode, SquaredErrorMatchesTheCodebookDistortion) {
   for (std::uint32_t dim : {128u, 512u})
     for (std::uint32_t bits : tessel::tq::codebook_widths) {
@@ -292,8 +253,12 @@ TEST_F(TqEncode, SquaredErrorMatchesTheCodebookDistortion) {
       const double expected = tessel::reference::tq_distortion(
           cb, [&](double u) { return tessel::reference::tq_sphere_coordinate_pdf(u, block); },
           std::sqrt(double(block)));
+      const double gaussian = tessel::reference::tq_gaussian_distortion(cb);
       EXPECT_NEAR(mean, expected, 5 * standard_error)
-          << "Gaussian Lloyd-Max distortion " << tessel::reference::tq_gaussian_distortion(cb);
+          << "Gaussian Lloyd-Max distortion " << gaussian;
+      EXPECT_LT(std::abs(expected - gaussian), 0.025 * gaussian);
+      RecordProperty("mse_d" + std::to_string(dim) + "_b" + std::to_string(bits),
+                     std::to_string(mean) + " (N(0,1) Lloyd-Max " + std::to_string(gaussian) + ")");
     }
 }
 

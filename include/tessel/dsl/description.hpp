@@ -155,6 +155,18 @@ struct geometry {
   using list = std::tuple<Constants...>;
 };
 
+// --- text --------------------------------------------------------------------
+
+// `text` with every occurrence of `from` replaced by `to`: GLSL written once
+// for several buffers or caches, with a placeholder for the name.
+inline std::string replace_all(std::string text, std::string_view from, std::string_view to) {
+  for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at)) {
+    text.replace(at, from.size(), to);
+    at += to.size();
+  }
+  return text;
+}
+
 // --- snippets ----------------------------------------------------------------
 
 // A snippet is a struct with `static std::string glsl(const target&)` (or a

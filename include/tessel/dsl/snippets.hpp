@@ -163,6 +163,49 @@ float group_sum(float value, uint group, uint lane, uint width) {
   }
 };
 
+// The merge of the decode reduce (kernels/decode_reduce.hpp has the partials
+// layout): for one query row, the weights exp(M_w - max M) of its NWG slices
+// and the normalized output elements. The including kernel defines D and
+// MAX_NWG, the specialization constant `nwg` and the buffer `partials`.
+//   void  decode_reduce_weights(uint nrows, uint row, uint tid)
+//           fills the slice weights and the inverse weighted sum; every
+//           invocation of the workgroup calls it in uniform control flow;
+//   float decode_reduce_element(uint row, uint d)
+//           element d of the merged row (after decode_reduce_weights).
+// A row whose slices are all empty gets exact zeros.
+struct decode_reduce_merge {
+  static constexpr extension extensions = extension::none;
+  static constexpr std::string_view text = R"glsl(
+shared float slice_weight[MAX_NWG];
+shared float inverse_sum;
+
+void decode_reduce_weights(uint nrows, uint row, uint tid) {
+  if (tid == 0u) {
+    // Empty slices hold S = 0 and the finite sentinel M = -FLT_MAX/2, so
+    // they get weight 0 (or 1 times S = 0) and never produce NaN.
+    const uint stats = nrows * D * nwg + row * 2u * nwg;
+    float row_max = -1.70141173e38;
+    for (uint w = 0u; w < nwg; ++w) row_max = max(row_max, partials[stats + 2u * w + 1u]);
+    float sum = 0.0;
+    for (uint w = 0u; w < nwg; ++w) {
+      const float weight = exp(partials[stats + 2u * w + 1u] - row_max);
+      slice_weight[w] = weight;
+      sum += weight * partials[stats + 2u * w];
+    }
+    inverse_sum = sum == 0.0 ? 0.0 : 1.0 / sum;
+  }
+  barrier();
+}
+
+float decode_reduce_element(uint row, uint d) {
+  const uint chunk_base = 4u * (row * (D / 4u) * nwg + nwg * (d >> 2)) + (d & 3u);
+  float acc = 0.0;
+  for (uint w = 0u; w < nwg; ++w) acc += slice_weight[w] * partials[chunk_base + 4u * w];
+  return acc * inverse_sum;
+}
+)glsl";
+};
+
 // Reductions inside aligned groups of 8 consecutive subgroup lanes, the
 // smallest subgroup tessel runs on (lavapipe): a kernel that splits work into
 // such groups reads the same on 8-, 32- and 64-lane subgroups, since shuffle

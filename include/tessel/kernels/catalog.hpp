@@ -17,12 +17,14 @@
 #include "tessel/kernels/fwht.hpp"
 #include "tessel/kernels/prefill.hpp"
 #include "tessel/kernels/prefill_blk.hpp"
+#include "tessel/kernels/tq_decode.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/op.hpp"
 #include "tessel/reference/decode_f16.hpp"
 #include "tessel/reference/decode_reduce.hpp"
 #include "tessel/reference/fwht.hpp"
 #include "tessel/reference/prefill.hpp"
+#include "tessel/reference/tq_decode.hpp"
 #include "tessel/reference/turboquant.hpp"
 #include "tessel/tensor.hpp"
 #include "tessel/vk/buffer.hpp"
@@ -151,41 +153,51 @@ inline op_entry fwht_entry() {
   return e;
 }
 
-inline op_entry decode_reduce_entry() {
+// decode_reduce, or with `unrotate` decode_reduce_unrotate: the same
+// inputs, parameters and demo cases.
+inline op_entry decode_reduce_entry(bool unrotate) {
   op_entry e;
-  e.name = "decode_reduce";
+  e.name = unrotate ? "decode_reduce_unrotate" : "decode_reduce";
   e.description =
-      "Merges NWG partial decode results (unnormalized O, sum S, max M per workgroup) into "
-      "normalized output rows; rows whose slices are all empty give exact zeros.";
+      unrotate ? "decode_reduce followed by the inverse TurboQuant rotation s * (H y) of every "
+                 "merged row, in one kernel (decode over a cache whose V was rotated)."
+               : "Merges NWG partial decode results (unnormalized O, sum S, max M per workgroup) "
+                 "into normalized output rows; rows whose slices are all empty give exact zeros.";
   e.inputs = {{"partials", scalar_kind::f32, "[nrows * nwg * (head_dim + 2)]",
                "O chunks interleaved by workgroup, then (S, M) pairs"}};
-  e.outputs = {{"dst", scalar_kind::f32, "[nrows, head_dim]", "merged rows"}};
+  e.outputs = {{"dst", scalar_kind::f32, "[nrows, head_dim]",
+                unrotate ? "merged rows, unrotated" : "merged rows"}};
   e.params = {{"nrows", "query rows (heads x sequences)", std::nullopt, ""},
               {"head_dim", "64, 128, 256 or 512", std::nullopt, ""},
               {"nwg", "partials per row, 1..256", std::nullopt, ""}};
-  auto shape = [](const tensor_map& in, const parameter_map& p) {
-    input(in, "decode_reduce", "partials", scalar_kind::f32, 1);
-    return std::tuple{integer_parameter(p, "decode_reduce", "nrows"),
-                      integer_parameter(p, "decode_reduce", "head_dim"),
-                      integer_parameter(p, "decode_reduce", "nwg")};
+  auto shape = [op = e.name](const tensor_map& in, const parameter_map& p) {
+    input(in, op, "partials", scalar_kind::f32, 1);
+    return std::tuple{integer_parameter(p, op, "nrows"), integer_parameter(p, op, "head_dim"),
+                      integer_parameter(p, op, "nwg")};
   };
-  e.run = [shape](vk::context& ctx, const tensor_map& in, const parameter_map& p) {
+  e.run = [shape, unrotate, op = e.name](vk::context& ctx, const tensor_map& in,
+                                         const parameter_map& p) {
     const auto [nrows, head_dim, nwg] = shape(in, p);
     const tensor& partials = in.at("partials");
     const std::uint64_t rows_out = std::uint64_t{nrows} * head_dim;
-    validate_decode_reduce(nrows, head_dim, nwg, partials.elements(), rows_out);
+    validate_decode_reduce(nrows, head_dim, nwg, partials.elements(), rows_out, op);
     const vk::buffer<float> partial_buffer = upload<float>(ctx, partials);
     vk::buffer<float> dst(ctx, rows_out);
     dst.fill(std::nanf(""));
     vk::recorder rec(ctx);
-    record_decode_reduce(rec, partial_buffer, dst, nrows, head_dim, nwg);
+    if (unrotate)
+      record_decode_reduce_unrotate(rec, partial_buffer, dst, nrows, head_dim, nwg);
+    else
+      record_decode_reduce(rec, partial_buffer, dst, nrows, head_dim, nwg);
     rec.submit_and_wait();
     return tensor_map{{"dst", download_f32(dst, {nrows, head_dim})}};
   };
-  e.reference = [shape](const tensor_map& in, const parameter_map& p) {
+  e.reference = [shape, unrotate](const tensor_map& in, const parameter_map& p) {
     const auto [nrows, head_dim, nwg] = shape(in, p);
+    const auto partials = in.at("partials").as<float>();
     return reference_map{
-        {"dst", reference::decode_reduce(in.at("partials").as<float>(), nrows, head_dim, nwg)}};
+        {"dst", unrotate ? reference::decode_reduce_unrotate(partials, nrows, head_dim, nwg)
+                         : reference::decode_reduce(partials, nrows, head_dim, nwg)}};
   };
   e.demo_cases = [](std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -220,8 +232,9 @@ inline op_entry decode_reduce_entry() {
     return cases;
   };
   // exp and the weighted sums in f32 against double: a few ulps of the
-  // largest term, relative to the result.
-  e.abs_tolerance = 1e-6;
+  // largest term, relative to the result; the rotation adds fwht's f32
+  // butterflies (its tolerance).
+  e.abs_tolerance = unrotate ? 1e-5 : 1e-6;
   e.rel_tolerance = 1e-5;
   return e;
 }
@@ -450,6 +463,250 @@ inline op_entry tq_encode_entry() {
   return e;
 }
 
+// The TurboQuant decode ops: q f32 [batch, num_heads, head_dim]; a
+// quantized cache as u8 code bytes [batch, num_kv_heads, kv_capacity,
+// bytes per position] (tq_encode's output with a batch axis) and f32 norms
+// [batch, num_kv_heads, kv_capacity, norms per position]; an f16 cache as
+// for decode_f16. The hybrid takes f16 keys and either value_codes +
+// value_norms or f16 values.
+inline op_entry tq_decode_entry(tq_decode_op which) {
+  const std::string op(op_name(which));
+  const bool hybrid = which == tq_decode_op::hybrid;
+  op_entry e;
+  e.name = op;
+  e.description =
+      which == tq_decode_op::nibble
+          ? "Decode attention over 4-bit TurboQuant K and V caches (tq_encode's nibbles and "
+            "norms): decode_f16's masks, rings, GQA and softcap; q in K's basis (rotated), the "
+            "output in V's unless unrotate_output."
+      : which == tq_decode_op::byte
+          ? "Decode attention over 5/6/8-bit TurboQuant K and V caches (one code per byte, width "
+            "`bits`): decode_f16's masks, rings, GQA and softcap; q in K's basis, the output in "
+            "V's unless unrotate_output."
+          : "Decode attention over an f16 K cache and a 5/6/8-bit TurboQuant V cache (or an f16 "
+            "V): q in K's basis, the output in V's unless unrotate_output (the seed's hybrid: "
+            "raw K, V encoded with rotate=0, so raw q and output).";
+  const std::string quantized = "[batch, num_kv_heads, kv_capacity, bytes per position]";
+  const std::string norms = "[batch, num_kv_heads, kv_capacity, head_dim / 256 or 1]";
+  const std::string f16_cache = "[batch, num_kv_heads, kv_capacity, head_dim]";
+  e.inputs = {{"q", scalar_kind::f32, "[batch, num_heads, head_dim]", "queries"}};
+  if (hybrid) {
+    e.inputs.push_back({"keys", scalar_kind::f16, f16_cache, "K cache"});
+    e.inputs.push_back({"value_codes", scalar_kind::u8, quantized, "V codes", {}, true});
+    e.inputs.push_back({"value_norms", scalar_kind::f32, norms, "V norms", {}, true});
+    e.inputs.push_back({"values", scalar_kind::f16, f16_cache, "f16 V cache instead", {}, true});
+  } else {
+    e.inputs.push_back({"key_codes", scalar_kind::u8, quantized, "K codes"});
+    e.inputs.push_back({"key_norms", scalar_kind::f32, norms, "K norms"});
+    e.inputs.push_back({"value_codes", scalar_kind::u8, quantized, "V codes"});
+    e.inputs.push_back({"value_norms", scalar_kind::f32, norms, "V norms"});
+  }
+  e.outputs = {{"out", scalar_kind::f32, "[batch, num_heads, head_dim]", "attention output"}};
+  e.params = {
+      {"kv_seq_len", "cached positions, 1..kv_capacity", std::nullopt, "shape[2]"},
+      {"mask", "0 none, 1 causal, 2 sliding window", 0.0, ""},
+      {"sliding_window", "newest keys attended with mask 2", 0.0, ""},
+      {"ring_start", "slot of the oldest entry of a wrapped ring", 0.0, ""},
+      {"scale", "softmax scale; 0 = 1/sqrt(head_dim)", 0.0, ""},
+      {"softcap", "logit soft cap; 0 = off", 0.0, ""},
+      {"nwg", "slices per head; 0 = chosen for the device", 0.0, ""},
+      {"nsg", "subgroups sharing a head's positions: 1, 2, 4; 0 = default", 0.0, ""},
+      {"scale_factor_d512", "the encoder's head_dim 512 block scale; 0 means 1.0", 0.0, ""},
+      {"fuse_fwht_pre", "1: q is raw and the kernel rotates it (K was rotated)", 0.0, ""},
+      {"unrotate_output", "1: return the output in the natural basis (V was rotated)", 0.0, ""}};
+  if (which != tq_decode_op::nibble) e.params.push_back({"bits", "code width: 5, 6 or 8", 8.0, ""});
+  // The arguments, the caches' format and the input tensors, checked
+  // against each other.
+  auto arguments = [which, op](const tensor_map& in, const parameter_map& p) {
+    const tensor& q = input(in, op, "q", scalar_kind::f32, 3);
+    tq_decode_args a;
+    a.batch = shape_parameter(p, op, "batch", q.shape[0]);
+    a.num_heads = shape_parameter(p, op, "num_heads", q.shape[1]);
+    a.head_dim = shape_parameter(p, op, "head_dim", q.shape[2]);
+    a.bits = which == tq_decode_op::nibble ? 4 : integer_parameter(p, op, "bits", 8);
+    a.values_f16 = which == tq_decode_op::hybrid && in.contains("values");
+    const tensor& first_cache =
+        input(in, op, which == tq_decode_op::hybrid ? "keys" : "key_codes",
+              which == tq_decode_op::hybrid ? scalar_kind::f16 : scalar_kind::u8, 4);
+    require(first_cache.shape[0] == q.shape[0], op, "cache shape", first_cache.shape_text(),
+            "must have q's batch " + std::to_string(q.shape[0]));
+    a.num_kv_heads = shape_parameter(p, op, "num_kv_heads", first_cache.shape[1]);
+    a.kv_capacity = shape_parameter(p, op, "kv_capacity", first_cache.shape[2]);
+    a.kv_seq_len = integer_parameter(p, op, "kv_seq_len", a.kv_capacity);
+    a.mask = static_cast<decode_mask>(integer_parameter(p, op, "mask", 0));
+    a.sliding_window = integer_parameter(p, op, "sliding_window", 0);
+    a.ring_start = integer_parameter(p, op, "ring_start", 0);
+    a.scale = float_parameter(p, op, "scale", 0);
+    a.softcap = float_parameter(p, op, "softcap", 0);
+    a.nwg = integer_parameter(p, op, "nwg", 0);
+    a.nsg = integer_parameter(p, op, "nsg", 0);
+    a.scale_factor_d512 = float_parameter(p, op, "scale_factor_d512", 0);
+    a.fuse_fwht_pre = flag_parameter(p, op, "fuse_fwht_pre", false);
+    a.unrotate_output = flag_parameter(p, op, "unrotate_output", false);
+    validate_tq_decode(which, a);
+    const tq_cache_format f = tq_decode_cache_format(a);
+    const std::vector<std::uint64_t> code_shape{
+        a.batch, a.num_kv_heads, a.kv_capacity,
+        4 * std::uint64_t{tq_words_per_position(a.head_dim, a.bits)}},
+        norm_shape{a.batch, a.num_kv_heads, a.kv_capacity, tq_norms_per_position(a.head_dim)},
+        f16_shape{a.batch, a.num_kv_heads, a.kv_capacity, a.head_dim};
+    const auto expect = [&](const std::string& name, scalar_kind kind,
+                            const std::vector<std::uint64_t>& shape) {
+      const tensor& t = input(in, op, name, kind, 4);
+      if (t.shape == shape) return;
+      std::string text;
+      for (std::uint64_t extent : shape)
+        text += (text.empty() ? "[" : ", ") + std::to_string(extent);
+      throw error(op, name + " shape = " + t.shape_text() + " must be " + text + "]");
+    };
+    if (which == tq_decode_op::hybrid) {
+      expect("keys", scalar_kind::f16, f16_shape);
+    } else {
+      expect("key_codes", scalar_kind::u8, code_shape);
+      expect("key_norms", scalar_kind::f32, norm_shape);
+    }
+    if (a.values_f16) {
+      require(!in.contains("value_codes") && !in.contains("value_norms"), op, "values", "given",
+              "excludes value_codes and value_norms");
+      expect("values", scalar_kind::f16, f16_shape);
+    } else {
+      expect("value_codes", scalar_kind::u8, code_shape);
+      expect("value_norms", scalar_kind::f32, norm_shape);
+    }
+    return std::pair{a, f};
+  };
+  e.run = [arguments, which](vk::context& ctx, const tensor_map& in, const parameter_map& p) {
+    const auto [a, format] = arguments(in, p);
+    const decode_plan plan = plan_tq_decode(ctx.device(), which, a);
+    const auto words = [&](const std::string& name) {
+      const tensor& bytes = in.at(name);
+      vk::buffer<std::uint32_t> buffer(ctx, bytes.data.size() / 4);
+      std::vector<std::uint32_t> host(buffer.size());
+      std::memcpy(host.data(), bytes.data.data(), bytes.data.size());
+      buffer.upload(host);
+      return buffer;
+    };
+    const vk::buffer<float> q = upload<float>(ctx, in.at("q"));
+    vk::buffer<float> out(ctx, q.size());
+    out.fill(std::nanf(""));
+    std::optional<vk::buffer<float>> scratch;
+    if (plan.scratch_floats) scratch.emplace(ctx, plan.scratch_floats);
+    std::optional<vk::buffer<std::uint32_t>> key_codes, value_codes;
+    std::optional<vk::buffer<float>> key_norms, value_norms;
+    std::optional<vk::buffer<f16>> keys, values;
+    if (!a.values_f16) {
+      value_codes.emplace(words("value_codes"));
+      value_norms.emplace(upload<float>(ctx, in.at("value_norms")));
+    } else {
+      values.emplace(upload<f16>(ctx, in.at("values")));
+    }
+    const tq_cache_buffers value_buffers{value_codes ? &*value_codes : nullptr,
+                                         value_norms ? &*value_norms : nullptr};
+    vk::recorder rec(ctx);
+    const vk::buffer<float>* scratch_buffer = scratch ? &*scratch : nullptr;
+    if (which == tq_decode_op::hybrid) {
+      keys.emplace(upload<f16>(ctx, in.at("keys")));
+      record_tq_hybrid_decode(rec, q, *keys, value_buffers, values ? &*values : nullptr, out,
+                              scratch_buffer, a);
+    } else {
+      key_codes.emplace(words("key_codes"));
+      key_norms.emplace(upload<float>(ctx, in.at("key_norms")));
+      const tq_cache_buffers key_buffers{&*key_codes, &*key_norms};
+      if (which == tq_decode_op::nibble)
+        record_tq_decode(rec, q, key_buffers, value_buffers, out, scratch_buffer, a);
+      else
+        record_tq_hb_decode(rec, q, key_buffers, value_buffers, out, scratch_buffer, a);
+    }
+    rec.submit_and_wait();
+    return tensor_map{{"out", download_f32(out, in.at("q").shape)}};
+  };
+  e.reference = [arguments, which](const tensor_map& in, const parameter_map& p) {
+    const auto [a, format] = arguments(in, p);
+    const auto dequantized = [&, format = format](const std::string& codes,
+                                                  const std::string& norms) {
+      reference::tq_cache cache(format);
+      std::memcpy(cache.codes.data(), in.at(codes).data.data(), in.at(codes).data.size());
+      const auto n = in.at(norms).as<float>();
+      cache.norms.assign(n.begin(), n.end());
+      return reference::tq_dequantize_cache(cache, a.scale_factor_d512);
+    };
+    const std::vector<double> keys = which == tq_decode_op::hybrid
+                                         ? reference::widen_to_double(in.at("keys").as<f16>())
+                                         : dequantized("key_codes", "key_norms");
+    const std::vector<double> values = a.values_f16
+                                           ? reference::widen_to_double(in.at("values").as<f16>())
+                                           : dequantized("value_codes", "value_norms");
+    return reference_map{
+        {"out", reference::tq_decode(which, in.at("q").as<float>(), keys, values, a)}};
+  };
+  e.demo_cases = [which](std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    struct demo_shape {
+      std::uint32_t batch, heads, kv_heads, dim, seq, capacity, mask, window, ring, bits;
+      float softcap;
+      bool unrotate, values_f16;
+    };
+    const std::uint32_t wide = which == tq_decode_op::nibble ? 4 : 8;
+    const std::uint32_t narrow = which == tq_decode_op::nibble ? 4 : 5;
+    std::vector<op_case> cases;
+    for (const demo_shape s :
+         {demo_shape{1, 16, 8, 256, 1000, 1024, 1, 0, 0, wide, 0, false, false},
+          {1, 16, 2, 512, 777, 777, 0, 0, 300, wide, 0, true, false},
+          {2, 8, 4, 128, 300, 320, 2, 128, 0, narrow, 0, false, true},
+          {1, 8, 8, 64, 129, 160, 0, 0, 0, narrow, 30.0f, false, false}}) {
+      const bool values_f16 = s.values_f16 && which == tq_decode_op::hybrid;
+      op_case c;
+      c.shape = "B=" + std::to_string(s.batch) + " H=" + std::to_string(s.heads) +
+                " Hkv=" + std::to_string(s.kv_heads) + " D=" + std::to_string(s.dim) +
+                " L=" + std::to_string(s.seq) + " bits=" + std::to_string(s.bits) +
+                (s.mask == 2 ? " window" : "") + (s.ring ? " ring" : "") +
+                (s.softcap > 0 ? " softcap" : "") + (s.unrotate ? " raw q and output" : "") +
+                (values_f16 ? " f16 V" : "");
+      c.inputs = {{"q", random_f32({s.batch, s.heads, s.dim}, rng, -1.0f, 1.0f)}};
+      // Every slot holds an encoded row (rotated unless it is the hybrid's V).
+      const tq_cache_format f{s.batch * s.kv_heads, s.capacity, s.dim, s.bits};
+      const auto encoded = [&](const std::string& codes, const std::string& norms, bool rotate) {
+        const tensor rows = random_f32({f.num_kv_heads, s.capacity, s.dim}, rng, -2.0f, 2.0f);
+        reference::tq_cache cache(f);
+        reference::tq_encode(cache, rows.as<float>(), {s.capacity, 0, false, rotate, 0.0f});
+        tensor code_bytes = tensor::zeros(
+            scalar_kind::u8, {s.batch, s.kv_heads, s.capacity,
+                              4 * std::uint64_t{tq_words_per_position(s.dim, s.bits)}});
+        std::memcpy(code_bytes.data.data(), cache.codes.data(), code_bytes.data.size());
+        const std::vector<float> norm_values(cache.norms.begin(), cache.norms.end());
+        c.inputs[codes] = std::move(code_bytes);
+        c.inputs[norms] =
+            tensor::from<float>({s.batch, s.kv_heads, s.capacity, tq_norms_per_position(s.dim)},
+                                std::span<const float>(norm_values));
+      };
+      const std::vector<std::uint64_t> f16_shape{s.batch, s.kv_heads, s.capacity, s.dim};
+      if (which == tq_decode_op::hybrid)
+        c.inputs["keys"] = random_f16(f16_shape, rng, -1.0f, 1.0f);
+      else
+        encoded("key_codes", "key_norms", true);
+      if (values_f16)
+        c.inputs["values"] = random_f16(f16_shape, rng, -1.0f, 1.0f);
+      else
+        encoded("value_codes", "value_norms", which != tq_decode_op::hybrid);
+      c.params = {{"kv_seq_len", double(s.seq)},
+                  {"mask", double(s.mask)},
+                  {"sliding_window", double(s.window)},
+                  {"ring_start", double(s.ring)},
+                  {"softcap", double(s.softcap)},
+                  {"fuse_fwht_pre", s.unrotate ? 1.0 : 0.0},
+                  {"unrotate_output", s.unrotate ? 1.0 : 0.0}};
+      if (which != tq_decode_op::nibble) c.params["bits"] = s.bits;
+      cases.push_back(std::move(c));
+    }
+    return cases;
+  };
+  // As decode_f16 (f32 arithmetic against double on the same dequantized
+  // values); the inverse rotation adds fwht's 1e-5.
+  e.abs_tolerance = 1e-5;
+  e.rel_tolerance = 2e-5;
+  return e;
+}
+
 // The prefill problem a set of tensors and parameters describes, with every
 // shape checked against the others.
 inline prefill_problem prefill_problem_of(const tensor_map& in, const parameter_map& params) {
@@ -672,8 +929,14 @@ inline op_entry prefill_entry() {
 
 // Every op, in a stable order.
 inline const std::vector<op_entry>& catalog() {
-  static const std::vector<op_entry> entries{detail::fwht_entry(), detail::decode_reduce_entry(),
-                                             detail::decode_f16_entry(), detail::tq_encode_entry(),
+  static const std::vector<op_entry> entries{detail::fwht_entry(),
+                                             detail::decode_reduce_entry(false),
+                                             detail::decode_reduce_entry(true),
+                                             detail::decode_f16_entry(),
+                                             detail::tq_encode_entry(),
+                                             detail::tq_decode_entry(tq_decode_op::nibble),
+                                             detail::tq_decode_entry(tq_decode_op::byte),
+                                             detail::tq_decode_entry(tq_decode_op::hybrid),
                                              detail::prefill_entry()};
   return entries;
 }

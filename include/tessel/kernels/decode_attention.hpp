@@ -144,8 +144,11 @@ struct decode_engine {
   }
 
   // The GLSL before the kernel's hooks: constants, prototypes, the common
-  // functions and main().
-  static std::string glsl(const target& t, std::uint32_t row_bytes) {
+  // functions and main(). With `query_rotation`, main rotates each query
+  // row by R(x) = H(s * x) (TurboQuant's, fwht.hpp) when the kernel's bool
+  // `fuse_fwht_pre` (a specialization constant) is set; the kernel lists
+  // the hadamard_signs snippet.
+  static std::string glsl(const target& t, std::uint32_t row_bytes, bool query_rotation = false) {
     const std::uint32_t sg = t.subgroup_size, lpr = lanes_per_row(t), rps = sg / lpr;
     const std::uint32_t cpl = row_chunks / lpr;
     const std::uint32_t tile = tile_positions(t, row_bytes);
@@ -170,10 +173,56 @@ struct decode_engine {
                        constant("HPS", T.heads_per_subgroup) + constant("PS", T.position_splits) +
                        constant("NSG", subgroups) + constant("THREADS", subgroups * sg) +
                        "#define UNROLL " + (unrolled ? "[[unroll]]" : "") + "\n";
-    text += common_text;
+    if (query_rotation) text += query_rotation_text;
+    text +=
+        replace_all(std::string(common_text), "QUERY_ROTATION\n",
+                    query_rotation ? "  if (fuse_fwht_pre) rotate_query(query, sublane);\n" : "");
     text += T.position_splits > 1 ? merge_in_shared_text : merge_in_registers_text;
     return text;
   }
+
+  // R(x) = H(s * x) / sqrt(D) of each query row in the lanes' layout: the
+  // 8 elements of chunk c = sublane + LPR * i sit in two vec4 of the lane,
+  // so the Walsh-Hadamard stages over element bits 0-2 and over the bits of
+  // i stay in registers and those over the sublane bits are shuffles.
+  // Every lane calls it in uniform control flow.
+  static constexpr std::string_view query_rotation_text = R"glsl(
+void rotate_query(inout vec4 query[HPS * CPL * 2u], uint sublane) {
+  UNROLL for (uint g = 0u; g < HPS; ++g) {
+    UNROLL for (uint i = 0u; i < CPL; ++i) {
+      const uint first = (sublane + LPR * i) * 8u;
+      vec4 low = query[(g * CPL + i) * 2u], high = query[(g * CPL + i) * 2u + 1u];
+      low *= vec4(hadamard_sign(first), hadamard_sign(first + 1u), hadamard_sign(first + 2u),
+                  hadamard_sign(first + 3u));
+      high *= vec4(hadamard_sign(first + 4u), hadamard_sign(first + 5u), hadamard_sign(first + 6u),
+                   hadamard_sign(first + 7u));
+      low = vec4(low.x + low.y, low.x - low.y, low.z + low.w, low.z - low.w);
+      low = vec4(low.x + low.z, low.y + low.w, low.x - low.z, low.y - low.w);
+      high = vec4(high.x + high.y, high.x - high.y, high.z + high.w, high.z - high.w);
+      high = vec4(high.x + high.z, high.y + high.w, high.x - high.z, high.y - high.w);
+      query[(g * CPL + i) * 2u] = low + high;
+      query[(g * CPL + i) * 2u + 1u] = low - high;
+    }
+    UNROLL for (uint delta = 1u; delta < LPR; delta <<= 1) {
+      const bool upper = (sublane & delta) != 0u;
+      UNROLL for (uint j = 0u; j < CPL * 2u; ++j) {
+        const vec4 mine = query[g * CPL * 2u + j];
+        const vec4 other = subgroupShuffleXor(mine, delta);
+        query[g * CPL * 2u + j] = upper ? other - mine : mine + other;
+      }
+    }
+    UNROLL for (uint span = 1u; span < CPL; span <<= 1)
+      UNROLL for (uint i = 0u; i < CPL; ++i)
+        if ((i & span) == 0u)
+          UNROLL for (uint h = 0u; h < 2u; ++h) {
+            const vec4 a = query[(g * CPL + i) * 2u + h], b = query[(g * CPL + i + span) * 2u + h];
+            query[(g * CPL + i) * 2u + h] = a + b;
+            query[(g * CPL + i + span) * 2u + h] = a - b;
+          }
+    UNROLL for (uint j = 0u; j < CPL * 2u; ++j) query[g * CPL * 2u + j] *= inversesqrt(float(D));
+  }
+}
+)glsl";
 
   static constexpr std::string_view common_text = R"glsl(
 const float MAX_SENTINEL = -1.70141173e38;  // -FLT_MAX / 2: the running max never becomes -inf
@@ -263,7 +312,7 @@ void main() {
       acc[(g * CPL + i) * 2u + 1u] = vec4(0.0);
     }
   }
-
+QUERY_ROTATION
   if (slice_begin < slice_end) load_tile(sequence, kv_head, slice_begin, min(TILE, slice_end - slice_begin));
   for (uint tile = slice_begin; tile < slice_end; tile += TILE) {
     const uint count = min(TILE, slice_end - tile);

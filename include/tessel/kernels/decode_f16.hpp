@@ -37,6 +37,54 @@ static_assert(layout<VecF16Params>::matches_host);
 
 using decode_f16_args = decode_args;
 
+// The tile of an f16 cache for the decode engine (decode_attention.hpp):
+// rows of D halves read from the buffer `<buffer>` (with a uvec4 wide view)
+// with 16-byte loads. For cache "key" (and likewise "value"):
+//   void load_key_tile(uint cache_head, uint first, uint count)
+//   void store_key_tile()
+//   void key_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high)
+// Rows past `count` repeat the last row: they stay finite and inside the
+// attended range. The rows are staged in the shared array `<cache>_tile`,
+// or in `shared_tile` (TILE * ROW_CHUNKS uvec4 or more) when the includer
+// declares one to share it with another loader.
+inline std::string f16_tile_glsl(std::string_view cache_name, std::string_view buffer_name,
+                                 std::string_view shared_tile = {}) {
+  std::string text =
+      shared_tile.empty() ? "\nshared uvec4 CACHE_tile[TILE * ROW_CHUNKS];" : std::string();
+  text += R"glsl(
+const uint CACHE_tile_LOADS = (TILE * ROW_CHUNKS + THREADS - 1u) / THREADS;
+
+// This invocation's share of the next tile, in flight while the staged one
+// is used.
+uvec4 CACHE_tile_in[CACHE_tile_LOADS];
+
+void load_CACHE_tile(uint cache_head, uint first, uint count) {
+  const uint base = cache_head * params.kv_capacity;
+  UNROLL for (uint i = 0u; i < CACHE_tile_LOADS; ++i) {
+    const uint at = min(gl_LocalInvocationIndex + i * THREADS, TILE * ROW_CHUNKS - 1u);
+    const uint row = min(at / ROW_CHUNKS, count - 1u);
+    CACHE_tile_in[i] = BUFFER_wide[(base + cache_slot(first + row)) * ROW_CHUNKS + at % ROW_CHUNKS];
+  }
+}
+
+void store_CACHE_tile() {
+  UNROLL for (uint i = 0u; i < CACHE_tile_LOADS; ++i) {
+    const uint at = gl_LocalInvocationIndex + i * THREADS;
+    if (at < TILE * ROW_CHUNKS) SHARED_TILE[at] = CACHE_tile_in[i];
+  }
+}
+
+void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
+  const uvec4 packed = SHARED_TILE[row * ROW_CHUNKS + chunk];
+  low = vec4(unpackHalf2x16(packed.x), unpackHalf2x16(packed.y));
+  high = vec4(unpackHalf2x16(packed.z), unpackHalf2x16(packed.w));
+}
+)glsl";
+  text = replace_all(std::move(text), "SHARED_TILE",
+                     shared_tile.empty() ? std::string(cache_name) + "_tile" : shared_tile);
+  return replace_all(replace_all(std::move(text), "CACHE", cache_name), "BUFFER", buffer_name);
+}
+
 template <int D, decode_tiling T = default_decode_tiling(1)>
 struct decode_f16 {
   using engine = decode_engine<D, T>;
@@ -60,57 +108,24 @@ struct decode_f16 {
   }
 
   static std::string body(const target& t) {
-    return engine::glsl(t, row_bytes) + std::string(tile_text);
+    return engine::glsl(t, row_bytes) + f16_tile_glsl("key", "keys") +
+           f16_tile_glsl("value", "values") + std::string(hooks_text);
   }
 
-  static constexpr std::string_view tile_text = R"glsl(
-shared uvec4 tile_keys[TILE * ROW_CHUNKS];
-shared uvec4 tile_values[TILE * ROW_CHUNKS];
-
-const uint STAGED_CHUNKS = TILE * ROW_CHUNKS;
-const uint STAGE_LOADS = (STAGED_CHUNKS + THREADS - 1u) / THREADS;
-
-// This invocation's share of the next tile, in flight while the staged one
-// is used. Rows past `count` repeat the last row: they stay finite and
-// inside the attended range.
-uvec4 keys_in[STAGE_LOADS];
-uvec4 values_in[STAGE_LOADS];
-
+  static constexpr std::string_view hooks_text = R"glsl(
 void load_tile(uint sequence, uint kv_head, uint first, uint count) {
-  const uint base = (sequence * params.num_kv_heads + kv_head) * params.kv_capacity;
-  UNROLL for (uint i = 0u; i < STAGE_LOADS; ++i) {
-    const uint at = min(gl_LocalInvocationIndex + i * THREADS, STAGED_CHUNKS - 1u);
-    const uint row = min(at / ROW_CHUNKS, count - 1u);
-    const uint chunk = (base + cache_slot(first + row)) * ROW_CHUNKS + at % ROW_CHUNKS;
-    keys_in[i] = keys_wide[chunk];
-    values_in[i] = values_wide[chunk];
-  }
+  const uint cache_head = sequence * params.num_kv_heads + kv_head;
+  load_key_tile(cache_head, first, count);
+  load_value_tile(cache_head, first, count);
 }
 
 void store_tile() {
-  UNROLL for (uint i = 0u; i < STAGE_LOADS; ++i) {
-    const uint at = gl_LocalInvocationIndex + i * THREADS;
-    if (at < STAGED_CHUNKS) {
-      tile_keys[at] = keys_in[i];
-      tile_values[at] = values_in[i];
-    }
-  }
+  store_key_tile();
+  store_value_tile();
 }
 
-vec4 low_half(uvec4 packed) { return vec4(unpackHalf2x16(packed.x), unpackHalf2x16(packed.y)); }
-vec4 high_half(uvec4 packed) { return vec4(unpackHalf2x16(packed.z), unpackHalf2x16(packed.w)); }
-
-void key_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
-  const uvec4 packed = tile_keys[row * ROW_CHUNKS + chunk];
-  low = low_half(packed);
-  high = high_half(packed);
-}
-
-void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
-  const uvec4 packed = tile_values[row * ROW_CHUNKS + chunk];
-  low = low_half(packed);
-  high = high_half(packed);
-}
+void key_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { key_tile_chunk(row, chunk, low, high); }
+void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { value_tile_chunk(row, chunk, low, high); }
 )glsl";
 };
 

@@ -15,6 +15,7 @@
 
 #include "tessel/dsl/description.hpp"
 #include "tessel/dsl/layout.hpp"
+#include "tessel/dsl/snippets.hpp"
 #include "tessel/kernels/validate.hpp"
 #include "tessel/vk/recorder.hpp"
 
@@ -54,48 +55,75 @@ struct decode_reduce {
   static constexpr std::uint32_t shared_bytes(const target&) {
     return (max_decode_nwg + 1) * sizeof(float);
   }
+  using snippets = snippet_list<snippets::decode_reduce_merge>;
   static constexpr std::string_view body = R"glsl(
-shared float slice_weight[MAX_NWG];
-shared float inverse_sum;
-
 void main() {
   const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
   if (row >= params.nrows) return;
   const uint tid = gl_LocalInvocationID.x;
-  const uint stats = params.nrows * D * nwg + row * 2u * nwg;
-  if (tid == 0u) {
-    // Empty slices hold S = 0 and the finite sentinel M = -FLT_MAX/2, so
-    // they get weight 0 (or 1 times S = 0) and never produce NaN.
-    float row_max = -1.70141173e38;
-    for (uint w = 0u; w < nwg; ++w) row_max = max(row_max, partials[stats + 2u * w + 1u]);
-    float sum = 0.0;
-    for (uint w = 0u; w < nwg; ++w) {
-      const float weight = exp(partials[stats + 2u * w + 1u] - row_max);
-      slice_weight[w] = weight;
-      sum += weight * partials[stats + 2u * w];
-    }
-    inverse_sum = sum == 0.0 ? 0.0 : 1.0 / sum;
+  decode_reduce_weights(params.nrows, row, tid);
+  for (uint d = tid; d < D; d += THREADS) dst[row * D + d] = decode_reduce_element(row, d);
+}
+)glsl";
+};
+
+// The reduce fused with the inverse rotation of TurboQuant (KERNELS.md 11.3):
+// out[r] = R^-1(merged row r) = s * (H merged), for decode over a cache whose
+// V was rotated. One logical FWHT group of 32 invocations per row: the merged
+// row goes through shared memory, then each invocation transforms D/32
+// contiguous elements with fwht.hpp's butterflies. Same partials, parameter
+// block and specialization constant as decode_reduce; NWG = 1 is allowed too
+// (it normalizes and unrotates a single slice).
+template <int D>
+struct decode_reduce_unrotate {
+  static_assert(D >= 32 && D <= static_cast<int>(snippets::hadamard_max_dim) && (D & (D - 1)) == 0,
+                "decode_reduce_unrotate: head_dim must be a power of two in [32, 512]");
+  static constexpr auto name = tessel::name("decode_reduce_unrotate", "d", D);
+  using params = ReduceParams;
+  using bindings = tessel::bindings<in<"partials", float>, out<"dst", float>>;
+  using constants = tessel::constants<spec<"nwg", std::uint32_t, 0, 32u>>;
+  using geometry = tessel::geometry<
+      constant<"D", static_cast<std::uint32_t>(D)>, constant<"MAX_NWG", max_decode_nwg>,
+      constant<"FWHT_EPT", static_cast<std::uint32_t>(D / 32)>, constant<"FWHT_GROUPS", 1u>>;
+  using workgroup = tessel::workgroup<32>;
+  using snippets = snippet_list<snippets::decode_reduce_merge, snippets::hadamard_signs,
+                                snippets::fwht_butterflies>;
+  // Slice weights and the inverse sum, the merged row, the FWHT exchange.
+  static constexpr std::uint32_t shared_bytes(const target&) {
+    return (max_decode_nwg + 1 + 2 * D) * sizeof(float);
   }
+  static constexpr std::string_view body = R"glsl(
+shared float merged_row[D];
+
+void main() {
+  const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+  if (row >= params.nrows) return;
+  const uint lane = gl_LocalInvocationID.x;
+  decode_reduce_weights(params.nrows, row, lane);
+  for (uint d = lane; d < D; d += 32u) merged_row[d] = decode_reduce_element(row, d);
   barrier();
-  const uint row_base = row * (D / 4u) * nwg;
-  for (uint d = tid; d < D; d += THREADS) {
-    const uint chunk_base = 4u * (row_base + nwg * (d >> 2)) + (d & 3u);
-    float acc = 0.0;
-    for (uint w = 0u; w < nwg; ++w) acc += slice_weight[w] * partials[chunk_base + 4u * w];
-    dst[row * D + d] = acc * inverse_sum;
-  }
+  const uint first = lane * FWHT_EPT;
+  float v[FWHT_EPT];
+  for (uint j = 0u; j < FWHT_EPT; ++j) v[j] = merged_row[first + j];
+  fwht_group(v, 0u, lane);
+  const float norm = inversesqrt(float(D));
+  for (uint j = 0u; j < FWHT_EPT; ++j)
+    dst[row * D + first + j] = v[j] * norm * hadamard_sign(first + j);
 }
 )glsl";
 };
 
 using decode_reduce_variants =
     variant_list<decode_reduce<64>, decode_reduce<128>, decode_reduce<256>, decode_reduce<512>>;
+using decode_reduce_unrotate_variants =
+    variant_list<decode_reduce_unrotate<64>, decode_reduce_unrotate<128>,
+                 decode_reduce_unrotate<256>, decode_reduce_unrotate<512>>;
 
 // The reduce's shape rules for a variant of head dim `head_dim`.
 inline void validate_decode_reduce_shape(std::uint32_t nrows, std::uint32_t head_dim,
                                          std::uint32_t nwg, std::uint64_t partials_elements,
-                                         std::uint64_t dst_elements) {
-  constexpr std::string_view op = "decode_reduce";
+                                         std::uint64_t dst_elements,
+                                         std::string_view op = "decode_reduce") {
   require_positive(op, "nrows", nrows);
   require_in_range(op, "nwg", nwg, 1, max_decode_nwg);
   const std::uint64_t partials = checked_product(op, "partials size", {nrows, nwg, head_dim + 2u});
@@ -108,9 +136,10 @@ inline void validate_decode_reduce_shape(std::uint32_t nrows, std::uint32_t head
 
 // The same, and the head dim is one tessel ships.
 inline void validate_decode_reduce(std::uint32_t nrows, std::uint32_t head_dim, std::uint32_t nwg,
-                                   std::uint64_t partials_elements, std::uint64_t dst_elements) {
-  require_one_of("decode_reduce", "head_dim", head_dim, {64, 128, 256, 512});
-  validate_decode_reduce_shape(nrows, head_dim, nwg, partials_elements, dst_elements);
+                                   std::uint64_t partials_elements, std::uint64_t dst_elements,
+                                   std::string_view op = "decode_reduce") {
+  require_one_of(op, "head_dim", head_dim, {64, 128, 256, 512});
+  validate_decode_reduce_shape(nrows, head_dim, nwg, partials_elements, dst_elements, op);
 }
 
 // Records the merge of `partials` (at least decode_partials_size floats)
@@ -131,6 +160,30 @@ inline void record_decode_reduce(vk::recorder& rec, const vk::buffer<float>& par
   validate_decode_reduce(nrows, head_dim, nwg, partials.size(), dst.size());
   with_head_dim<64, 128, 256, 512>("decode_reduce", head_dim, [&](auto d) {
     record_decode_reduce_for<decltype(d)::value>(rec, partials, dst, nrows, nwg);
+  });
+}
+
+// Records the merge of `partials` into `dst` ([nrows, D] f32) followed by
+// the inverse rotation of every row, with decode_reduce_unrotate<D>.
+template <int D>
+void record_decode_reduce_unrotate_for(vk::recorder& rec, const vk::buffer<float>& partials,
+                                       const vk::buffer<float>& dst, std::uint32_t nrows,
+                                       std::uint32_t nwg) {
+  validate_decode_reduce_shape(nrows, D, nwg, partials.size(), dst.size(),
+                               "decode_reduce_unrotate");
+  const vk::spec_value spec[] = {{0, nwg}};
+  rec.dispatch<decode_reduce_unrotate<D>>(ReduceParams{nrows}, spec, row_grid(nrows), partials,
+                                          dst);
+}
+
+// The same for a run-time head dim among the shipped variants.
+inline void record_decode_reduce_unrotate(vk::recorder& rec, const vk::buffer<float>& partials,
+                                          const vk::buffer<float>& dst, std::uint32_t nrows,
+                                          std::uint32_t head_dim, std::uint32_t nwg) {
+  constexpr std::string_view op = "decode_reduce_unrotate";
+  validate_decode_reduce(nrows, head_dim, nwg, partials.size(), dst.size(), op);
+  with_head_dim<64, 128, 256, 512>(op, head_dim, [&](auto d) {
+    record_decode_reduce_unrotate_for<decltype(d)::value>(rec, partials, dst, nrows, nwg);
   });
 }
 

@@ -11,14 +11,16 @@
 #include "tessel/kernels/prefill.hpp"
 #include "tessel/kernels/prefill_blk.hpp"
 #include "tessel/kernels/prefill_coopmat.hpp"
+#include "tessel/kernels/tq_decode.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/kernels/turboquant.hpp"
 
 namespace tessel::kernels {
 
 using registry =
-    join_variants_t<fwht_variants, decode_reduce_variants, decode_f16_variants, tq_encode_variants,
-                    prefill_variants, prefill_blk_variants, prefill_coopmat_variants>;
+    join_variants_t<fwht_variants, decode_reduce_variants, decode_reduce_unrotate_variants,
+                    decode_f16_variants, tq_encode_variants, tq_decode_variants, prefill_variants,
+                    prefill_blk_variants, prefill_coopmat_variants>;
 
 inline std::vector<const variant_info*> all_variants() {
   return registry::infos();

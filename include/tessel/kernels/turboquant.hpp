@@ -61,6 +61,21 @@ constexpr std::uint64_t tq_bytes_per_position(std::uint32_t head_dim, std::uint3
          (std::uint64_t{tq_words_per_position(head_dim, bits)} + tq_norms_per_position(head_dim));
 }
 
+// Bytes one token takes in one layer's K and V caches: num_kv_heads rows
+// of each, stored as f16 (bits = 16) or as TurboQuant codes and norms
+// (bits = 4, 5, 6 or 8). The hybrid cache is key_bits = 16 with a
+// quantized value_bits.
+constexpr std::uint64_t kv_row_bytes(std::uint32_t head_dim, std::uint32_t bits) {
+  return bits == 16 ? 2 * std::uint64_t{head_dim} : tq_bytes_per_position(head_dim, bits);
+}
+constexpr std::uint64_t kv_bytes_per_token(std::uint32_t num_kv_heads, std::uint32_t head_dim,
+                                           std::uint32_t key_bits, std::uint32_t value_bits) {
+  return std::uint64_t{num_kv_heads} *
+         (kv_row_bytes(head_dim, key_bits) + kv_row_bytes(head_dim, value_bits));
+}
+static_assert(kv_bytes_per_token(8, 256, 16, 16) == 8 * 1024);
+static_assert(kv_bytes_per_token(8, 256, 4, 4) == 8 * 264);
+
 // Element counts of the two buffers of a cache, and its total bytes.
 constexpr std::uint64_t tq_code_words(const tq_cache_format& f) {
   return std::uint64_t{f.num_kv_heads} * f.kv_capacity * tq_words_per_position(f.head_dim, f.bits);

@@ -1,4 +1,5 @@
-// Double-precision reference of the decode reduce (kernels/decode_reduce.hpp).
+// Double-precision reference of the decode reduce and of the reduce fused
+// with the inverse rotation (kernels/decode_reduce.hpp).
 #pragma once
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "tessel/kernels/decode_reduce.hpp"
+#include "tessel/reference/fwht.hpp"
 
 namespace tessel::reference {
 
@@ -34,6 +36,18 @@ inline std::vector<double> decode_reduce(std::span<const float> partials, std::u
       out[r * head_dim + d] = sum == 0 ? 0.0 : acc / sum;
     }
   }
+  return out;
+}
+
+// The merged rows, each mapped back by R^-1(y) = s * (H y).
+inline std::vector<double> decode_reduce_unrotate(std::span<const float> partials,
+                                                  std::uint32_t nrows, std::uint32_t head_dim,
+                                                  std::uint32_t nwg) {
+  kernels::validate_decode_reduce(nrows, head_dim, nwg, partials.size(),
+                                  std::uint64_t{nrows} * head_dim, "decode_reduce_unrotate");
+  std::vector<double> out = decode_reduce(partials, nrows, head_dim, nwg);
+  for (std::size_t r = 0; r < nrows; ++r)
+    unrotate_row(std::span(out).subspan(r * head_dim, head_dim));
   return out;
 }
 

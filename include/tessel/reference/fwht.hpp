@@ -28,6 +28,17 @@ inline double hadamard_sign(std::uint32_t j) {
   return snippets::hadamard_sign_negative(j) ? -1.0 : 1.0;
 }
 
+// The rotation R(x) = H(s * x) of TurboQuant and its inverse s * (H y), in
+// place on one row.
+inline void rotate_row(std::span<double> row) {
+  for (std::uint32_t j = 0; j < row.size(); ++j) row[j] *= hadamard_sign(j);
+  hadamard(row);
+}
+inline void unrotate_row(std::span<double> row) {
+  hadamard(row);
+  for (std::uint32_t j = 0; j < row.size(); ++j) row[j] *= hadamard_sign(j);
+}
+
 inline std::vector<double> fwht(std::span<const float> data, std::uint32_t num_heads,
                                 std::uint32_t head_dim, kernels::hadamard_mode mode) {
   kernels::validate_fwht(num_heads, head_dim, mode, data.size());
@@ -35,10 +46,11 @@ inline std::vector<double> fwht(std::span<const float> data, std::uint32_t num_h
   for (std::uint32_t h = 0; h < num_heads; ++h) {
     std::span<double> row(out.data() + std::size_t{h} * head_dim, head_dim);
     if (mode == kernels::hadamard_mode::rotate)
-      for (std::uint32_t j = 0; j < head_dim; ++j) row[j] *= hadamard_sign(j);
-    hadamard(row);
-    if (mode == kernels::hadamard_mode::unrotate)
-      for (std::uint32_t j = 0; j < head_dim; ++j) row[j] *= hadamard_sign(j);
+      rotate_row(row);
+    else if (mode == kernels::hadamard_mode::unrotate)
+      unrotate_row(row);
+    else
+      hadamard(row);
   }
   return out;
 }

@@ -45,10 +45,7 @@ inline tq_encoded_row tq_encode_row(std::span<const float> x, std::uint32_t bits
                                     float scale_factor_d512) {
   const auto dim = static_cast<std::uint32_t>(x.size());
   std::vector<double> y(x.begin(), x.end());
-  if (rotate) {
-    for (std::uint32_t j = 0; j < dim; ++j) y[j] *= hadamard_sign(j);
-    hadamard(y);
-  }
+  if (rotate) rotate_row(y);
   const tq::codebook cb = tq::codebook_for(bits);
   const std::uint32_t blocks = kernels::tq_norms_per_position(dim);
   const std::uint32_t block = dim / blocks;
@@ -147,12 +144,6 @@ inline std::vector<double> tq_dequantize_position(const tq_cache& cache, std::ui
     values[j] = double{cb.centroids[kernels::tq_get_code(words, f.bits, j)]} * factor;
   }
   return values;
-}
-
-// The inverse rotation R^-1(y) = s * (H y), in place.
-inline void tq_unrotate(std::span<double> row) {
-  hadamard(row);
-  for (std::uint32_t j = 0; j < row.size(); ++j) row[j] *= hadamard_sign(j);
 }
 
 // E[(u - centroid(code(u)))^2] for u with density `pdf` on [-support,
@@ -268,7 +259,7 @@ inline std::vector<float> tq_rows_clear_of_boundaries(std::mt19937_64& rng, std:
       for (std::uint32_t j = 0; j < block; ++j)
         y[b * block + j] = u[j] * block_rms / std::sqrt(target);
     }
-    if (rotate) tq_unrotate(y);
+    if (rotate) unrotate_row(y);
     for (std::uint32_t j = 0; j < head_dim; ++j)
       out[std::size_t{r} * head_dim + j] = static_cast<float>(y[j]);
   }
