@@ -18,7 +18,7 @@ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++-19 \
   -DTESSEL_BUILD_FUZZERS=ON -DTESSEL_BUILD_TESTS=OFF -DTESSEL_BUILD_TOOLS=OFF \
   -DTESSEL_BUILD_EXAMPLES=OFF -DTESSEL_BUILD_BENCH=OFF >/dev/null
 targets=("$@")
-((${#targets[@]})) || targets=(npy_fuzz op_fuzz)
+((${#targets[@]})) || targets=(npy_fuzz limits_fuzz op_fuzz)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/#/tessel_}"
 
 export ASAN_OPTIONS="detect_leaks=1"
