@@ -23,6 +23,7 @@ export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export TESSEL_DEVICE="${TESSEL_DEVICE:-llvmpipe}"
 cd "$build"
-# compile_fail and package build other programs; they test the compiler and
-# the install rules, not tessel's run-time behaviour.
-exec ctest --output-on-failure -j "$(nproc)" -E '^(compile_fail|package)\.' "$@"
+# compile_fail and package build other programs (they test the compiler and
+# the install rules, not tessel's run-time behaviour); gpu_av runs shaders
+# under the validation layer's instrumentation, which scripts/test.sh does.
+exec ctest --output-on-failure -j "$(nproc)" -E '^(compile_fail|package|gpu_av)\.' "$@"

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "tessel/kernels/decode_f16.hpp"
 #include "tessel/kernels/decode_reduce.hpp"
@@ -37,19 +38,38 @@ constexpr wide index_limit = std::numeric_limits<std::uint32_t>::max();
   std::abort();
 }
 
-// A 32-bit argument: small, an edge, or anything.
-std::uint32_t u32(FuzzedDataProvider& data) {
-  switch (data.ConsumeIntegralInRange(0, 2)) {
-    case 0:
-      return data.ConsumeIntegralInRange<std::uint32_t>(0, 1100);
-    case 1:
-      return data.PickValueInArray<std::uint32_t>({0u, 1u, 2u, 3u, 7u, 8u, 63u, 64u, 65u, 128u,
-                                                   255u, 256u, 257u, 512u, 65535u, 65536u,
-                                                   0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu});
-    default:
-      return data.ConsumeIntegral<std::uint32_t>();
+// Draws 32-bit arguments: small, an edge, anything, or one drawn before
+// plus -1, 0 or 1 (so relations like kv_capacity + 1 == n_tokens occur).
+class argument_source {
+ public:
+  explicit argument_source(FuzzedDataProvider& data) : data_(data) {}
+  std::uint32_t operator()() {
+    std::uint32_t value = 0;
+    switch (data_.ConsumeIntegralInRange(0, drawn_.empty() ? 2 : 3)) {
+      case 0:
+        value = data_.ConsumeIntegralInRange<std::uint32_t>(0, 1100);
+        break;
+      case 1:
+        value = data_.PickValueInArray<std::uint32_t>(
+            {0u,   1u,     2u,     3u,          4u,          5u,         6u,   7u,
+             8u,   63u,    64u,    65u,         128u,        255u,       256u, 257u,
+             512u, 65535u, 65536u, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu});
+        break;
+      case 2:
+        value = data_.ConsumeIntegral<std::uint32_t>();
+        break;
+      default:
+        value = drawn_[data_.ConsumeIntegralInRange<std::size_t>(0, drawn_.size() - 1)] +
+                data_.PickValueInArray<std::uint32_t>({0xFFFFFFFFu, 0u, 1u});
+    }
+    drawn_.push_back(value);
+    return value;
   }
-}
+
+ private:
+  FuzzedDataProvider& data_;
+  std::vector<std::uint32_t> drawn_;
+};
 
 // A buffer's element count: usually the one the shape needs, else anything.
 std::uint64_t elements(FuzzedDataProvider& data, wide needed) {
@@ -69,7 +89,8 @@ void expect(bool ok, const char* op, const std::string& what) {
 }
 
 void fwht_limits(FuzzedDataProvider& data) {
-  const std::uint32_t heads = u32(data), dim = u32(data), mode = u32(data);
+  argument_source u32(data);
+  const std::uint32_t heads = u32(), dim = u32(), mode = u32();
   const std::uint64_t given = elements(data, wide{heads} * dim);
   validate_fwht(heads, dim, static_cast<hadamard_mode>(mode), given);
   expect(wide{heads} * dim == given && given <= index_limit, "fwht", "a data size");
@@ -77,7 +98,8 @@ void fwht_limits(FuzzedDataProvider& data) {
 }
 
 void decode_reduce_limits(FuzzedDataProvider& data) {
-  const std::uint32_t rows = u32(data), dim = u32(data), nwg = u32(data);
+  argument_source u32(data);
+  const std::uint32_t rows = u32(), dim = u32(), nwg = u32();
   const wide partials = wide{rows} * nwg * (wide{dim} + 2);
   const std::uint64_t given = elements(data, partials), dst = elements(data, wide{rows} * dim);
   validate_decode_reduce(rows, dim, nwg, given, dst);
@@ -87,8 +109,9 @@ void decode_reduce_limits(FuzzedDataProvider& data) {
 }
 
 void tq_encode_limits(FuzzedDataProvider& data) {
-  const tq_cache_format f{u32(data), u32(data), u32(data), u32(data)};
-  const tq_encode_args a{u32(data), u32(data), data.ConsumeBool(), data.ConsumeBool(), real(data)};
+  argument_source u32(data);
+  const tq_cache_format f{u32(), u32(), u32(), u32()};
+  const tq_encode_args a{u32(), u32(), data.ConsumeBool(), data.ConsumeBool(), real(data)};
   const wide src = wide{f.num_kv_heads} * a.n_tokens * f.head_dim;
   const wide positions = wide{f.num_kv_heads} * f.kv_capacity;
   const std::uint64_t given_src = elements(data, src);
@@ -104,20 +127,21 @@ void tq_encode_limits(FuzzedDataProvider& data) {
 }
 
 void decode_f16_limits(FuzzedDataProvider& data) {
+  argument_source u32(data);
   decode_f16_args a;
-  a.batch = u32(data);
-  a.num_heads = u32(data);
-  a.num_kv_heads = u32(data);
-  a.head_dim = u32(data);
-  a.kv_seq_len = u32(data);
-  a.kv_capacity = u32(data);
+  a.batch = u32();
+  a.num_heads = u32();
+  a.num_kv_heads = u32();
+  a.head_dim = u32();
+  a.kv_seq_len = u32();
+  a.kv_capacity = u32();
   a.scale = real(data);
-  a.mask = static_cast<decode_mask>(u32(data));
-  a.sliding_window = u32(data);
-  a.ring_start = u32(data);
+  a.mask = static_cast<decode_mask>(u32());
+  a.sliding_window = u32();
+  a.ring_start = u32();
   a.softcap = real(data);
-  a.nwg = u32(data);
-  a.heads_per_group = u32(data);
+  a.nwg = u32();
+  a.heads_per_group = u32();
   // lavapipe's traits and an H100's: the split depends on them.
   tessel::vk::device_traits device;
   device.subgroup_size = data.ConsumeBool() ? 8 : 32;
@@ -141,19 +165,20 @@ void decode_f16_limits(FuzzedDataProvider& data) {
 }
 
 void prefill_limits(FuzzedDataProvider& data) {
+  argument_source u32(data);
   prefill_problem p;
-  p.batch = u32(data);
-  p.num_heads = u32(data);
-  p.num_kv_heads = u32(data);
-  p.query_len = u32(data);
-  p.key_len = u32(data);
-  p.head_dim = u32(data);
-  p.kv_capacity = u32(data);
-  p.layout = static_cast<attention_layout>(u32(data));
+  p.batch = u32();
+  p.num_heads = u32();
+  p.num_kv_heads = u32();
+  p.query_len = u32();
+  p.key_len = u32();
+  p.head_dim = u32();
+  p.kv_capacity = u32();
+  p.layout = static_cast<attention_layout>(u32());
   if (data.ConsumeBool()) p.scale = real(data);
   p.causal = data.ConsumeBool();
-  p.query_offset = u32(data);
-  p.mask_rank = u32(data);
+  p.query_offset = u32();
+  p.mask_rank = u32();
   const wide q = wide{p.batch} * p.num_heads * p.query_len * p.head_dim;
   const wide k = wide{p.batch} * p.num_kv_heads * p.capacity() * p.head_dim;
   const wide mask = p.mask_rank == 4 ? wide{p.batch} * p.num_heads * p.query_len * p.key_len
