@@ -21,7 +21,10 @@ targets=("$@")
 ((${#targets[@]})) || targets=(npy_fuzz limits_fuzz op_fuzz)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]/#/tessel_}"
 
-export ASAN_OPTIONS="detect_leaks=1"
+# Recording every allocation's stack made lavapipe's shader compiles (LLVM,
+# allocation-heavy) ten times slower; rerun a failing input with
+# ASAN_OPTIONS=malloc_context_size=30 for the allocation stacks.
+export ASAN_OPTIONS="detect_leaks=1:malloc_context_size=0"
 export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export TESSEL_DEVICE="${TESSEL_DEVICE:-llvmpipe}" TESSEL_VALIDATION=1
@@ -32,8 +35,11 @@ cd "$build"
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target"
   echo "tessel fuzz: $target for ${seconds} s" >&2
-  # -timeout: one input taking longer is a hang. -rss_limit_mb bounds the
-  # inputs the reference and lavapipe hold together.
-  "./tests/fuzz/tessel_$target" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=4096 \
-    -print_final_stats=1 "corpus/$target" ${seeds[$target]:+"${seeds[$target]}"}
+  # -timeout: one input taking longer is a hang (op_fuzz's first inputs
+  # compile pipelines on lavapipe for seconds). -rss_limit_mb bounds what
+  # the reference and lavapipe hold together. -len_control=0: full-length
+  # inputs from the start, so the first runs already carry mutations.
+  "./tests/fuzz/tessel_$target" -max_total_time="$seconds" -timeout=120 -rss_limit_mb=4096 \
+    -len_control=0 -print_final_stats=1 "corpus/$target" \
+    ${seeds[$target]:+"${seeds[$target]}"}
 done
