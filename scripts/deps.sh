@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # Installs tessel's build and run dependencies from Debian 12's packages when
-# any is missing. Sourced by demo.sh and test.sh.
+# any is missing. Sourced by demo.sh, test.sh, sanitize.sh and fuzz.sh;
+# scripts that need more (fuzz.sh: clang 19 and its libFuzzer runtime) call
+# tessel_require_packages with their own list.
 set -euo pipefail
 
-tessel_packages=(
-  cmake ninja-build g++ pkg-config
-  libboost-dev libvulkan-dev libshaderc-dev glslang-dev spirv-tools glslc
-  libspirv-cross-c-shared-dev libgtest-dev
-  mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
-)
-
-missing=()
-for p in "${tessel_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+tessel_require_packages() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
   echo "tessel: installing ${missing[*]}" >&2
-  sudo_cmd=()
+  local sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+}
+
+tessel_require_packages \
+  cmake ninja-build g++ pkg-config \
+  libboost-dev libvulkan-dev libshaderc-dev glslang-dev spirv-tools glslc \
+  libspirv-cross-c-shared-dev libgtest-dev \
+  mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
 
 # Vulkan's loader warns without a runtime directory (headless machines, CI).
 if [[ -z "${XDG_RUNTIME_DIR:-}" || ! -w "${XDG_RUNTIME_DIR}" ]]; then

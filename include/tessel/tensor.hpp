@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,9 +36,14 @@ struct tensor {
     return t;
   }
 
+  // Throws tessel::error when the count does not fit 64 bits.
   std::uint64_t elements() const {
     std::uint64_t n = 1;
-    for (auto d : shape) n *= d;
+    for (auto d : shape) {
+      if (d != 0 && n > std::numeric_limits<std::uint64_t>::max() / d)
+        throw error("tensor", "shape " + shape_text() + " has more elements than fit 64 bits");
+      n *= d;
+    }
     return n;
   }
   std::string shape_text() const {
@@ -57,11 +63,19 @@ struct tensor {
   }
 
  private:
+  // A view is only taken of data that hold exactly the shape's elements, so
+  // a tensor assembled by hand with too few bytes is an error, not a read
+  // past its end.
   template <scalar T>
   void check() const {
     if (scalar_traits<T>::kind != kind)
       throw error("tensor", "holds " + std::string(kind_name(kind)) + ", not " +
                                 std::string(kind_name(scalar_traits<T>::kind)));
+    const std::uint64_t count = elements();
+    if (count > data.size() / sizeof(T) || data.size() != count * sizeof(T))
+      throw error("tensor", "shape " + shape_text() + " of " + std::string(kind_name(kind)) +
+                                " needs " + std::to_string(count) + " elements, the data hold " +
+                                std::to_string(data.size()) + " bytes");
   }
 };
 

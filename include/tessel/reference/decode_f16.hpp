@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -33,6 +34,15 @@ inline bool decode_attends(const kernels::decode_f16_args& a, std::uint32_t slot
 inline std::vector<double> decode_attention(std::span<const double> q, std::span<const double> keys,
                                             std::span<const double> values,
                                             const kernels::decode_f16_args& a) {
+  // The op's own rules and operand sizes: a call the ops reject throws here
+  // too, rather than dividing by num_kv_heads = 0 or reading past a span.
+  // (No device: the split the plan picks is not used.)
+  constexpr std::string_view op = "decode";
+  kernels::plan_decode(op, vk::device_traits{}, a, 0);
+  const std::uint64_t cache = std::uint64_t{a.batch} * a.num_kv_heads * a.kv_capacity * a.head_dim;
+  kernels::require_elements(op, "q", q.size(), std::uint64_t{a.batch} * a.num_heads * a.head_dim);
+  kernels::require_elements(op, "keys", keys.size(), cache);
+  kernels::require_elements(op, "values", values.size(), cache);
   const std::size_t D = a.head_dim, cap = a.kv_capacity;
   const double scale = a.scale != 0 ? a.scale : 1.0 / std::sqrt(static_cast<double>(D));
   const std::uint32_t group_size = a.num_heads / a.num_kv_heads;

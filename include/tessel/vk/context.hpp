@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -43,11 +44,18 @@ struct context_options {
   // Defaults to $XDG_CACHE_HOME/tessel, else ~/.cache/tessel; an empty path
   // keeps the pipeline cache in memory only.
   std::optional<std::filesystem::path> pipeline_cache_dir;
+  // The most bytes of device memory (every vkAllocateMemory: buffers,
+  // staging, parameter blocks) the context holds at once; 0: no limit but the
+  // device's. An allocation past it fails as the driver's would, with
+  // VK_ERROR_OUT_OF_DEVICE_MEMORY: a budget on a shared device, and how the
+  // tests provoke out-of-memory without exhausting the machine.
+  std::uint64_t device_memory_limit = 0;
 };
 
 class context {
  public:
-  explicit context(const context_options& options = {}) {
+  explicit context(const context_options& options = {})
+      : memory_limit_(options.device_memory_limit) {
     try {
       create(options);
     } catch (...) {
@@ -96,6 +104,25 @@ class context {
                                      std::to_string(required));
     return *fallback;
   }
+
+  // Counts `bytes` of an allocation about to be made against
+  // device_memory_limit; throws tessel::error(`what`, ...) carrying
+  // VK_ERROR_OUT_OF_DEVICE_MEMORY when they do not fit. Every successful call
+  // is paired with release_memory(bytes).
+  void reserve_memory(std::uint64_t bytes, std::string_view what) {
+    std::uint64_t used = memory_used_.load();
+    do {
+      if (memory_limit_ != 0 && bytes > memory_limit_ - used)
+        throw error(what,
+                    "VK_ERROR_OUT_OF_DEVICE_MEMORY (-2): the context's device_memory_limit of " +
+                        std::to_string(memory_limit_) + " bytes has " +
+                        std::to_string(memory_limit_ - used) + " left",
+                    VK_ERROR_OUT_OF_DEVICE_MEMORY);
+    } while (!memory_used_.compare_exchange_weak(used, used + bytes));
+  }
+  void release_memory(std::uint64_t bytes) noexcept { memory_used_ -= bytes; }
+  // Bytes of device memory this context's buffers hold now.
+  std::uint64_t memory_in_use() const { return memory_used_.load(); }
 
   // Throws tessel::error naming the variant and the feature(s) it needs on
   // this device's target that the device does not support.
@@ -347,6 +374,8 @@ class context {
   device_traits traits_;
   tessel::target target_;
   std::optional<pipeline_cache> cache_;
+  std::uint64_t memory_limit_;
+  std::atomic<std::uint64_t> memory_used_{0};
   std::mutex queue_mutex_;
   std::mutex transfer_mutex_;
   mutable std::mutex messages_mutex_;

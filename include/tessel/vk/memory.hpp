@@ -22,7 +22,7 @@ class memory_buffer {
   // writes need no flush.
   memory_buffer(context& ctx, std::uint64_t bytes, VkBufferUsageFlags usage,
                 VkMemoryPropertyFlags required, VkMemoryPropertyFlags preferred = 0)
-      : device_(ctx.device_handle()), bytes_(bytes) {
+      : ctx_(&ctx), device_(ctx.device_handle()), bytes_(bytes) {
     try {
       auto info = structure<VkBufferCreateInfo>(VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO);
       info.size = bytes;
@@ -32,6 +32,9 @@ class memory_buffer {
       VkMemoryRequirements requirements;
       vkGetBufferMemoryRequirements(device_, buffer_, &requirements);
       auto allocate = structure<VkMemoryAllocateInfo>(VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO);
+      ctx.reserve_memory(requirements.size,
+                         "vkAllocateMemory of " + std::to_string(bytes) + " bytes");
+      reserved_ = requirements.size;
       allocate.allocationSize = requirements.size;
       allocate.memoryTypeIndex = ctx.memory_type(requirements.memoryTypeBits, required, preferred);
       check(vkAllocateMemory(device_, &allocate, nullptr, &memory_),
@@ -62,6 +65,8 @@ class memory_buffer {
 
  private:
   void swap(memory_buffer& other) noexcept {
+    std::swap(ctx_, other.ctx_);
+    std::swap(reserved_, other.reserved_);
     std::swap(device_, other.device_);
     std::swap(buffer_, other.buffer_);
     std::swap(memory_, other.memory_);
@@ -74,8 +79,12 @@ class memory_buffer {
     vkFreeMemory(device_, memory_, nullptr);
     buffer_ = VK_NULL_HANDLE;
     memory_ = VK_NULL_HANDLE;
+    ctx_->release_memory(reserved_);
+    reserved_ = 0;
   }
 
+  context* ctx_ = nullptr;
+  std::uint64_t reserved_ = 0;  // bytes counted against the context's memory limit
   VkDevice device_ = VK_NULL_HANDLE;
   VkBuffer buffer_ = VK_NULL_HANDLE;
   VkDeviceMemory memory_ = VK_NULL_HANDLE;
