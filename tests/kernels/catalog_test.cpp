@@ -20,7 +20,8 @@ TEST_F(Catalog, EveryOpMatchesItsReferenceOnItsDemoCases) {
       ASSERT_EQ(got.size(), op.outputs.size());
       for (const tessel::op_argument& out : op.outputs) {
         const tessel::tensor& result = got.at(out.name);
-        const tessel::op_tolerance tolerance = op.tolerance(result.kind);
+        const tessel::op_tolerance tolerance =
+            op.tolerance(ctx().target(), c.inputs, c.params, result.kind);
         const tessel::op_error e =
             tessel::compare(result, want.at(out.name), tolerance.abs, tolerance.rel);
         EXPECT_EQ(e.non_finite, 0u) << out.name;
