@@ -3,10 +3,15 @@
 // GPU time at the shapes of issue 7 next to the portable kernel and the
 // device's cooperative-matrix rate.
 //
-//   prefill_check           both parts
-//   prefill_check --check   correctness only
-//   prefill_check --bench   timing only
+//   prefill_check           all three parts
+//   prefill_check --check   correctness of the default tiles
+//   prefill_check --bench   timing of the default tiles and the portable kernel
+//   prefill_check --sweep   every tile shape of each issue shape
+//                           (kernels::coopmat_prefill_sweep_tiles), each
+//                           checked on three small cases, then timed
 //
+// Options combine. Sweep lines: "SWEEP PASS|FAIL <shape> <variant> ...
+// ms TFLOP/s"; a variant that fails its check is not timed.
 // Check lines: "PASS|FAIL <case>: max error E (tolerance at that element T),
 // portable E" for every head dim (64, 128, 256, 512), I/O type (f16, bf16)
 // and case (ragged lengths, GQA, both layouts, causal with offsets, masks of
@@ -153,7 +158,7 @@ struct outcome {
 template <class T>
 outcome compare(const std::vector<T>& got, const std::vector<double>& want, double max_v) {
   const double rel = std::is_same_v<T, f16> ? 1.0 / 2048 : 1.0 / 256;
-  const double abs_tol = 1e-5 + std::ldexp(max_v, -10);
+  const double abs_tol = 1e-5 + kernels::prefill_coopmat_probability_error(max_v);
   outcome o;
   double worst_ratio = -1;
   for (std::size_t i = 0; i < want.size(); ++i) {
@@ -172,10 +177,12 @@ outcome compare(const std::vector<T>& got, const std::vector<double>& want, doub
   return o;
 }
 
-template <class T>
-std::vector<T> run(vk::context& ctx, const check_case& c, const std::vector<T>& hq,
-                   const std::vector<T>& hk, const std::vector<T>& hv,
-                   const std::vector<float>& biases, prefill_path path) {
+// Runs a case with `record(rec, q, k, v, o, mask or nullptr, blk or
+// nullptr)` on an output poisoned with NaN.
+template <class T, class Record>
+std::vector<T> run_with(vk::context& ctx, const check_case& c, const std::vector<T>& hq,
+                        const std::vector<T>& hk, const std::vector<T>& hv,
+                        const std::vector<float>& biases, Record record) {
   const prefill_problem& p = c.problem;
   vk::buffer<T> q(ctx, hq.size()), k(ctx, hk.size()), v(ctx, hv.size()), o(ctx, hq.size());
   q.upload(hq);
@@ -192,7 +199,7 @@ std::vector<T> run(vk::context& ctx, const check_case& c, const std::vector<T>& 
       blk->fill(0xEE);
       kernels::record_prefill_blk(rec, p, mask, *blk);
     }
-    kernels::record_prefill(rec, p, q, k, v, o, mask, blk ? &*blk : nullptr, path);
+    record(rec, q, k, v, o, &mask, blk ? &*blk : nullptr);
     rec.submit_and_wait();
   };
   if (c.mask == mask_kind::additive) {
@@ -204,10 +211,77 @@ std::vector<T> run(vk::context& ctx, const check_case& c, const std::vector<T>& 
     for (std::size_t i = 0; i < m.size(); ++i) m[i] = biases[i] == 0 ? 1 : 0;
     with_mask(m);
   } else {
-    kernels::record_prefill(rec, p, q, k, v, o, path);
+    record(rec, q, k, v, o, static_cast<const vk::buffer<T>*>(nullptr), nullptr);
     rec.submit_and_wait();
   }
   return o.download();
+}
+
+template <class T>
+std::vector<T> run(vk::context& ctx, const check_case& c, const std::vector<T>& hq,
+                   const std::vector<T>& hk, const std::vector<T>& hv,
+                   const std::vector<float>& biases, prefill_path path) {
+  return run_with(ctx, c, hq, hk, hv, biases,
+                  [&](vk::recorder& rec, const auto& q, const auto& k, const auto& v, const auto& o,
+                      const auto* mask, const vk::buffer<u8>* blk) {
+                    if (mask)
+                      kernels::record_prefill(rec, c.problem, q, k, v, o, *mask, blk, path);
+                    else
+                      kernels::record_prefill(rec, c.problem, q, k, v, o, path);
+                  });
+}
+
+// A case's inputs (K and V poisoned with NaN past key_len), biases, the
+// reference output and max |v|.
+template <class T>
+struct case_data {
+  std::vector<T> q, k, v;
+  std::vector<float> biases;
+  std::vector<double> want;
+  double max_v = 0;
+};
+
+template <class T>
+case_data<T> make_case(const check_case& c, std::uint32_t d) {
+  std::mt19937_64 rng(d * 1000 + c.name.size() * 7 + (std::is_same_v<T, f16> ? 0 : 1));
+  const prefill_problem& p = c.problem;
+  const kernels::prefill_sizes sizes = kernels::prefill_sizes_of(p);
+  std::uniform_real_distribution<float> unit(-1, 1);
+  case_data<T> out;
+  std::vector<T>&q = out.q, &k = out.k, &v = out.v;
+  q.resize(sizes.q);
+  k.resize(sizes.k);
+  v.resize(sizes.v);
+  for (T& x : q) x = round_to<T>(unit(rng));
+  for (T& x : k) x = round_to<T>(unit(rng));
+  for (T& x : v) x = round_to<T>(unit(rng));
+  if (c.near_limits) {
+    // V within f16's range but close to its limit; some Q and K below
+    // f16's normal range (2^-14), where the conversion loses bits.
+    std::uniform_real_distribution<float> big(30000, 65000);
+    for (T& x : v) x = round_to<T>(unit(rng) < 0 ? -big(rng) : big(rng));
+    for (std::size_t i = 0; i < q.size(); i += 5) q[i] = round_to<T>(3e-6f * unit(rng));
+    for (std::size_t i = 0; i < k.size(); i += 7) k[i] = round_to<T>(3e-6f * unit(rng));
+  }
+  const kernels::PrefillParams s = kernels::prefill_params(p);
+  for (std::uint32_t b = 0; b < p.batch; ++b)
+    for (std::uint32_t h = 0; h < p.num_kv_heads; ++h)
+      for (std::uint32_t j = p.key_len; j < p.capacity(); ++j)
+        for (std::uint32_t e = 0; e < p.head_dim; ++e) {
+          const std::size_t at = b * s.k_strides[0] + h * s.k_strides[1] + j * s.k_strides[2] + e;
+          k[at] = v[at] = nan_of<T>();
+        }
+  out.biases = make_biases<T>(c, rng);
+  out.want = reference::prefill(p, reference::widen<T>(q), reference::widen<T>(k),
+                                reference::widen<T>(v), out.biases);
+  for (std::uint32_t b = 0; b < p.batch; ++b)
+    for (std::uint32_t h = 0; h < p.num_kv_heads; ++h)
+      for (std::uint32_t j = 0; j < p.key_len; ++j)
+        for (std::uint32_t e = 0; e < p.head_dim; ++e)
+          out.max_v = std::max<double>(
+              out.max_v, std::abs(to_float(
+                             v[b * s.k_strides[0] + h * s.k_strides[1] + j * s.k_strides[2] + e])));
+  return out;
 }
 
 template <class T>
@@ -215,41 +289,7 @@ int check_type(vk::context& ctx, std::uint32_t d) {
   int failures = 0;
   const char* type = std::is_same_v<T, f16> ? "f16" : "bf16";
   for (const check_case& c : cases_for(d, std::is_same_v<T, bf16>)) {
-    std::mt19937_64 rng(d * 1000 + c.name.size() * 7 + (std::is_same_v<T, f16> ? 0 : 1));
-    const prefill_problem& p = c.problem;
-    const kernels::prefill_sizes sizes = kernels::prefill_sizes_of(p);
-    std::uniform_real_distribution<float> unit(-1, 1);
-    std::vector<T> q(sizes.q), k(sizes.k), v(sizes.v);
-    for (T& x : q) x = round_to<T>(unit(rng));
-    for (T& x : k) x = round_to<T>(unit(rng));
-    for (T& x : v) x = round_to<T>(unit(rng));
-    if (c.near_limits) {
-      // V within f16's range but close to its limit; some Q and K below
-      // f16's normal range (2^-14), where the conversion loses bits.
-      std::uniform_real_distribution<float> big(30000, 65000);
-      for (T& x : v) x = round_to<T>(unit(rng) < 0 ? -big(rng) : big(rng));
-      for (std::size_t i = 0; i < q.size(); i += 5) q[i] = round_to<T>(3e-6f * unit(rng));
-      for (std::size_t i = 0; i < k.size(); i += 7) k[i] = round_to<T>(3e-6f * unit(rng));
-    }
-    const kernels::PrefillParams s = kernels::prefill_params(p);
-    for (std::uint32_t b = 0; b < p.batch; ++b)
-      for (std::uint32_t h = 0; h < p.num_kv_heads; ++h)
-        for (std::uint32_t j = p.key_len; j < p.capacity(); ++j)
-          for (std::uint32_t e = 0; e < p.head_dim; ++e) {
-            const std::size_t at = b * s.k_strides[0] + h * s.k_strides[1] + j * s.k_strides[2] + e;
-            k[at] = v[at] = nan_of<T>();
-          }
-    const std::vector<float> biases = make_biases<T>(c, rng);
-    const std::vector<double> want = reference::prefill(
-        p, reference::widen<T>(q), reference::widen<T>(k), reference::widen<T>(v), biases);
-    double max_v = 0;
-    for (std::uint32_t b = 0; b < p.batch; ++b)
-      for (std::uint32_t h = 0; h < p.num_kv_heads; ++h)
-        for (std::uint32_t j = 0; j < p.key_len; ++j)
-          for (std::uint32_t e = 0; e < p.head_dim; ++e)
-            max_v = std::max<double>(
-                max_v, std::abs(to_float(
-                           v[b * s.k_strides[0] + h * s.k_strides[1] + j * s.k_strides[2] + e])));
+    const auto [q, k, v, biases, want, max_v] = make_case<T>(c, d);
     std::string label = std::string(type) + " d" + std::to_string(d) + " " + c.name;
     try {
       const outcome coop =
@@ -284,22 +324,51 @@ struct bench_shape {
   bool causal, bf16_io;
 };
 
+// The shapes of issue 7.
+const bench_shape issue_shapes[] = {
+    {1, 16, 8, 2048, 256, true, true},   {1, 16, 8, 8192, 256, true, true},
+    {1, 16, 8, 8192, 256, false, false}, {1, 16, 2, 8192, 512, true, true},
+    {32, 12, 12, 512, 64, false, true},  {4, 32, 8, 8192, 128, true, true}};
+
+// A benchmark shape's problem, random inputs on the device and FLOPs.
+template <class T>
+struct bench_inputs {
+  prefill_problem p;
+  vk::buffer<T> q, k, v, o;
+  double flops;
+
+  bench_inputs(vk::context& ctx, const bench_shape& b)
+      : p(problem_of(b)),
+        q(ctx, kernels::prefill_sizes_of(p).q),
+        k(ctx, kernels::prefill_sizes_of(p).k),
+        v(ctx, kernels::prefill_sizes_of(p).v),
+        o(ctx, kernels::prefill_sizes_of(p).o),
+        flops(4.0 * b.batch * b.heads * double(b.length) * b.length * b.dim *
+              (b.causal ? 0.5 : 1.0)) {
+    std::mt19937_64 rng(5);
+    std::uniform_real_distribution<float> unit(-1, 1);
+    std::vector<T> host(std::max(q.size(), k.size()));
+    for (T& x : host) x = round_to<T>(unit(rng));
+    q.upload(std::span<const T>(host.data(), q.size()));
+    k.upload(std::span<const T>(host.data(), k.size()));
+    v.upload(std::span<const T>(host.data(), v.size()));
+  }
+  static prefill_problem problem_of(const bench_shape& b) {
+    prefill_problem p = shape(b.dim, b.batch, b.heads, b.kv_heads, b.length, b.length);
+    p.causal = b.causal;
+    return p;
+  }
+};
+
+const bench::repetitions bench_repetitions{3, 50, 1500, 100};
+
 template <class T>
 void bench_one(vk::context& ctx, const bench_shape& b, double coopmat_rate) {
-  prefill_problem p = shape(b.dim, b.batch, b.heads, b.kv_heads, b.length, b.length);
-  p.causal = b.causal;
-  const kernels::prefill_sizes sizes = kernels::prefill_sizes_of(p);
-  std::mt19937_64 rng(5);
-  std::uniform_real_distribution<float> unit(-1, 1);
-  std::vector<T> host(std::max(sizes.q, sizes.k));
-  for (T& x : host) x = round_to<T>(unit(rng));
-  vk::buffer<T> q(ctx, sizes.q), k(ctx, sizes.k), v(ctx, sizes.v), o(ctx, sizes.o);
-  q.upload(std::span<const T>(host.data(), sizes.q));
-  k.upload(std::span<const T>(host.data(), sizes.k));
-  v.upload(std::span<const T>(host.data(), sizes.v));
-  const double flops =
-      4.0 * b.batch * b.heads * double(b.length) * b.length * b.dim * (b.causal ? 0.5 : 1.0);
-  const bench::repetitions how{3, 50, 1500, 100};
+  bench_inputs<T> in(ctx, b);
+  const prefill_problem& p = in.p;
+  auto &q = in.q, &k = in.k, &v = in.v, &o = in.o;
+  const double flops = in.flops;
+  const bench::repetitions& how = bench_repetitions;
   double coop_ms = 0, portable_ms = 0;
   for (prefill_path path : {prefill_path::coopmat, prefill_path::portable}) {
     const bench::timing t = bench::time_gpu(
@@ -316,6 +385,91 @@ void bench_one(vk::context& ctx, const bench_shape& b, double coopmat_rate) {
   std::fflush(stdout);
 }
 
+// --sweep: every tile shape of the shape's head dim and type (the default
+// first, then kernels::coopmat_prefill_sweep_tiles), each checked against
+// the reference on three small cases before it is timed.
+template <class T>
+int sweep_one(vk::context& ctx, const bench_shape& b) {
+  int failures = 0;
+  bench_inputs<T> in(ctx, b);
+  kernels::with_head_dim<64, 128, 256, 512>("prefill", b.dim, [&](auto dim) {
+    constexpr int D = decltype(dim)::value;
+    using list = join_variants_t<variant_list<kernels::prefill_coopmat<D, T>>,
+                                 kernels::prefill_coopmat_sweep_variants_d<D, T>>;
+    list::for_each([&]<class K>(std::type_identity<K>) {
+      const auto record = [](vk::recorder& rec, const prefill_problem& p, const auto& q,
+                             const auto& k, const auto& v, const auto& o, const auto* mask,
+                             const vk::buffer<u8>* blk) {
+        if constexpr (std::is_same_v<std::remove_cvref_t<decltype(*mask)>, vk::buffer<T>>)
+          kernels::record_prefill_coopmat_variant<K::head_dim, T, T, K::tiles>(rec, p, q, k, v, o,
+                                                                               mask, blk);
+        else
+          throw error("prefill_check", "the sweep's variants take additive masks only");
+      };
+      bool pass = true;
+      double worst = 0;
+      std::string first_failure;
+      try {
+        for (const check_case& c : cases_for(K::head_dim, false)) {
+          if (c.name != "causal offset 41" && c.name != "additive rank2 + blk" &&
+              c.name != "ragged gqa2 head_major")
+            continue;
+          const case_data<T> data = make_case<T>(c, K::head_dim);
+          const outcome result =
+              compare(run_with(ctx, c, data.q, data.k, data.v, data.biases,
+                               [&](vk::recorder& rec, const auto& q, const auto& k, const auto& v,
+                                   const auto& o, const auto* mask, const vk::buffer<u8>* blk) {
+                                 record(rec, c.problem, q, k, v, o, mask, blk);
+                               }),
+                      data.want, data.max_v);
+          worst = std::max(worst, result.max_error);
+          if (!result.pass && pass) first_failure = " (fails on " + c.name + ")";
+          pass = pass && result.pass;
+        }
+      } catch (const std::exception& e) {
+        pass = false;
+        first_failure = std::string(" (") + e.what() + ")";
+      }
+      const char* type = std::is_same_v<T, f16> ? "f16" : "bf16";
+      const std::string shape_text =
+          "B=" + std::to_string(b.batch) + " H=" + std::to_string(b.heads) +
+          " Hkv=" + std::to_string(b.kv_heads) + " L=" + std::to_string(b.length) +
+          " D=" + std::to_string(b.dim) + (b.causal ? " causal " : " non-causal ") + type;
+      if (!pass) {
+        std::printf("SWEEP FAIL %-42s %-46s check max error %.3g%s, not timed\n",
+                    shape_text.c_str(), std::string(K::name).c_str(), worst, first_failure.c_str());
+        ++failures;
+        std::fflush(stdout);
+        return;
+      }
+      const bench::timing t = bench::time_gpu(
+          ctx,
+          [&](vk::recorder& rec, int) {
+            record(rec, in.p, in.q, in.k, in.v, in.o, static_cast<const vk::buffer<T>*>(nullptr),
+                   nullptr);
+          },
+          bench_repetitions);
+      const double ms = t.median_us / 1e3;
+      std::printf(
+          "SWEEP PASS %-42s %-46s split %u keys %2u subgroups %u prefetch %u: %8.3f ms %6.1f "
+          "TFLOP/s (check max error %.3g)\n",
+          shape_text.c_str(), std::string(K::name).c_str(), K::tiles.split, K::tiles.keys,
+          K::tiles.subgroups, K::tiles.prefetch ? 1u : 0u, ms, in.flops / (ms * 1e9), worst);
+      std::fflush(stdout);
+    });
+  });
+  return failures;
+}
+
+int sweep_all(vk::context& ctx) {
+  int failures = 0;
+  for (const bench_shape& b : issue_shapes)
+    failures += b.bf16_io ? sweep_one<bf16>(ctx, b) : sweep_one<f16>(ctx, b);
+  std::printf("%s: %d sweep variant(s) failed their check\n",
+              failures == 0 ? "SWEEP ALL PASS" : "SWEEP FAILURES", failures);
+  return failures;
+}
+
 void bench_all(vk::context& ctx) {
   const bench::matrix_rates rates = bench::measure_matrix(ctx);
   std::printf(
@@ -325,11 +479,7 @@ void bench_all(vk::context& ctx) {
   std::printf(
       "TFLOP/s = 4 * B * H * L * L * D / time, halved for causal; compare with PyTorch "
       "SDPA at the same shapes (bench/peers/sdpa.py)\n");
-  const bench_shape shapes[] = {
-      {1, 16, 8, 2048, 256, true, true},   {1, 16, 8, 8192, 256, true, true},
-      {1, 16, 8, 8192, 256, false, false}, {1, 16, 2, 8192, 512, true, true},
-      {32, 12, 12, 512, 64, false, true},  {4, 32, 8, 8192, 128, true, true}};
-  for (const bench_shape& b : shapes) {
+  for (const bench_shape& b : issue_shapes) {
     try {
       if (b.bf16_io)
         bench_one<bf16>(ctx, b, rates.coopmat_tflops);
@@ -344,14 +494,16 @@ void bench_all(vk::context& ctx) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool check = true, bench = true;
+  bool check = argc == 1, bench = argc == 1, sweep = argc == 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--check") == 0) {
-      bench = false;
+      check = true;
     } else if (std::strcmp(argv[i], "--bench") == 0) {
-      check = false;
+      bench = true;
+    } else if (std::strcmp(argv[i], "--sweep") == 0) {
+      sweep = true;
     } else {
-      std::fprintf(stderr, "usage: prefill_check [--check | --bench]\n");
+      std::fprintf(stderr, "usage: prefill_check [--check] [--bench] [--sweep]\n");
       return 2;
     }
   }
@@ -367,6 +519,7 @@ int main(int argc, char** argv) {
     int failures = 0;
     if (check) failures = check_all(ctx);
     if (bench) bench_all(ctx);
+    if (sweep) failures += sweep_all(ctx);
     return failures == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     std::printf("FAIL: %s\n", e.what());

@@ -65,7 +65,7 @@ row run_case(vk::context& ctx, const op_entry& op, const op_case& c) {
       const auto w = want.find(out.name);
       if (g == got.end() || w == want.end())
         throw error(op.name, "output '" + out.name + "' missing from the run or the reference");
-      const op_tolerance tolerance = op.tolerance(g->second.kind);
+      const op_tolerance tolerance = op.tolerance(ctx.target(), c.inputs, params, g->second.kind);
       const op_error e = compare(g->second, w->second, tolerance.abs, tolerance.rel);
       worst.max_abs = std::max(worst.max_abs, e.max_abs);
       worst.max_rel = std::max(worst.max_rel, e.max_rel);

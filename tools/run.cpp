@@ -51,6 +51,7 @@ void print_list(const std::vector<op_entry>& ops) {
     for (const auto& [kind, t] : op.kind_tolerances)
       std::cout << "    " << kind_name(kind) << " outputs: " << t.abs << " + " << t.rel
                 << " * |ref|\n";
+    if (!op.tolerance_note.empty()) std::cout << "    " << op.tolerance_note << "\n";
     std::cout << "\n";
   }
 }
@@ -198,7 +199,7 @@ int run(const parsed& args) {
   if (args.has("check")) {
     for (const op_argument& a : op->outputs) {
       const tensor& got = outputs.at(a.name);
-      const op_tolerance tolerance = op->tolerance(got.kind);
+      const op_tolerance tolerance = op->tolerance(ctx.target(), inputs, params, got.kind);
       const op_error e = compare(got, reference.at(a.name), tolerance.abs, tolerance.rel);
       const bool ok = within_tolerance(e);
       std::cout << a.name << ": max abs err " << std::setprecision(3) << std::scientific

@@ -22,6 +22,8 @@ class context;
 
 namespace tessel {
 
+struct target;
+
 // One input or output of an op: its binding name, element type, and shape in
 // terms of the op's parameters (for --list and error messages).
 struct op_argument {
@@ -91,11 +93,27 @@ struct op_entry {
   // (an f16 output is rounded more finely than a bf16 one).
   std::vector<std::pair<scalar_kind, op_tolerance>> kind_tolerances = {};
 
+  // Where the bound also depends on the kernel the device runs and on the
+  // inputs (prefill's cooperative-matrix kernel rounds probabilities to
+  // f16), the tolerance of an output of element type `output` for these
+  // inputs on a device of target `t`; empty when tolerance(output) holds
+  // everywhere. `tolerance_note` says how it differs, for --list.
+  std::function<op_tolerance(const target& t, const tensor_map&, const parameter_map&,
+                             scalar_kind output)>
+      device_tolerance = {};
+  std::string tolerance_note = {};
+
   // The tolerance of an output of element type `output`.
   op_tolerance tolerance(scalar_kind output) const {
     for (const auto& [kind, t] : kind_tolerances)
       if (kind == output) return t;
     return {abs_tolerance, rel_tolerance};
+  }
+  // The tolerance of an output of element type `output` of a run on target
+  // `t` with these inputs and parameters.
+  op_tolerance tolerance(const target& t, const tensor_map& inputs, const parameter_map& params,
+                         scalar_kind output) const {
+    return device_tolerance ? device_tolerance(t, inputs, params, output) : tolerance(output);
   }
 };
 

@@ -3,6 +3,7 @@
 // binds an op's typed host function and its double-precision reference.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -809,6 +810,19 @@ tensor run_prefill(vk::context& ctx, const prefill_problem& p, const tensor_map&
   return tensor::from<T>(in.at("q").shape, std::span<const T>(values));
 }
 
+// The largest |x| of an f16 or bf16 tensor (NaNs ignored).
+inline double max_magnitude(const tensor& t) {
+  double out = 0;
+  const auto scan = [&](auto values) {
+    for (const auto x : values) out = std::max(out, std::abs(double(to_float(x))));
+  };
+  if (t.kind == scalar_kind::f16)
+    scan(t.as<f16>());
+  else
+    scan(t.as<bf16>());
+  return out;
+}
+
 inline op_entry prefill_entry() {
   op_entry e;
   e.name = "prefill";
@@ -922,6 +936,18 @@ inline op_entry prefill_entry() {
   e.rel_tolerance = 1.0 / 256;
   e.kind_tolerances = {{scalar_kind::f16, {1e-5, 1.0 / 2048}},
                        {scalar_kind::bf16, {1e-5, 1.0 / 256}}};
+  // Where record_prefill takes the cooperative-matrix kernel, its f16
+  // probabilities add up to prefill_coopmat_probability_error(max |v|).
+  e.tolerance_note =
+      "on a device running the cooperative-matrix kernel: plus 2^-10 * max |v| absolute";
+  e.device_tolerance = [portable = e](const target& t, const tensor_map& in,
+                                      const parameter_map& params, scalar_kind output) {
+    op_tolerance bound = portable.tolerance(output);
+    const prefill_problem p = prefill_problem_of(in, params);
+    if (resolve_prefill_path(prefill_path::automatic, t, p.head_dim) == prefill_path::coopmat)
+      bound.abs += prefill_coopmat_probability_error(max_magnitude(in.at("v")));
+    return bound;
+  };
   return e;
 }
 

@@ -15,16 +15,23 @@
 //   - the probabilities P = exp2(s - max) in [0, 1] are rounded to f16 before
 //     P V. The row sum that divides the output is summed from the same
 //     rounded values, so the output is an exact weighted average of V rows
-//     whose weights are each off by at most half an f16 ulp (2^-11
-//     relative): |error| <= 2^-11 * max |v| beyond the output's rounding.
+//     whose normalized weights are each off by at most 2^-10 relative
+//     (half an f16 ulp from the probability, as much from the sum):
+//     |error| <= 2^-10 * max |v| beyond the output's rounding
+//     (prefill_coopmat_probability_error). The exponents are taken against
+//     a running max that may lag the true one by up to RESCALE_SLACK (so P
+//     lies in [0, 2^8], still rounded to f16's 11 bits; the sum is >= 1).
 // Scores, the softmax and the accumulators are f32, as in the portable kernel.
 #pragma once
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "tessel/dsl/description.hpp"
 #include "tessel/dsl/snippets.hpp"
@@ -37,20 +44,23 @@ namespace tessel::kernels {
 
 // --- geometry ----------------------------------------------------------------
 
-// The kernel's lane mapping assumes 32-lane subgroups (NVIDIA's), four of
-// them per workgroup.
+// The kernel's lane mapping assumes 32-lane subgroups (NVIDIA's).
 inline constexpr std::uint32_t coopmat_prefill_lanes = 32;
-inline constexpr std::uint32_t coopmat_prefill_subgroups = 4;
 // The matrix shape used: 16x16x16, f16 x f16 -> f32.
 inline constexpr std::uint32_t coopmat_prefill_tile = 16;
 
-// Subgroups share the work of a workgroup as `4 / split` groups of 16 query
-// rows, each row group's head dim split among `split` subgroups (each holds
-// Q and O for 16 rows x D / split dims in matrix registers); `keys` keys per
-// K/V tile in shared memory.
+// `subgroups` subgroups (4 or 8) share the work of a workgroup as
+// `subgroups / split` groups of 16 query rows, each row group's head dim
+// split among `split` subgroups (each holds Q and O for 16 rows x D / split
+// dims in matrix registers); `keys` keys per K/V tile in shared memory.
+// `prefetch`: the next tile's K (and the current tile's V) are loaded into
+// registers while the current tile's products run, at the cost of
+// registers, instead of loading K and V together between tiles.
 struct coopmat_prefill_tiles {
   std::uint32_t split = 1;
   std::uint32_t keys = 16;
+  std::uint32_t subgroups = 4;
+  bool prefetch = false;
   friend constexpr bool operator==(const coopmat_prefill_tiles&,
                                    const coopmat_prefill_tiles&) = default;
 };
@@ -61,9 +71,8 @@ struct coopmat_prefill_tiles {
 constexpr std::uint32_t coopmat_prefill_shared_bytes(std::uint32_t head_dim,
                                                      coopmat_prefill_tiles t) {
   const std::uint32_t kv = 2 * t.keys * (head_dim + 8) * 2;
-  const std::uint32_t scores = coopmat_prefill_subgroups * coopmat_prefill_tile * (t.keys + 4) * 4;
-  const std::uint32_t probabilities =
-      coopmat_prefill_subgroups * coopmat_prefill_tile * (t.keys + 8) * 2;
+  const std::uint32_t scores = t.subgroups * coopmat_prefill_tile * (t.keys + 4) * 4;
+  const std::uint32_t probabilities = t.subgroups * coopmat_prefill_tile * (t.keys + 8) * 2;
   return kv + scores + probabilities;
 }
 
@@ -78,6 +87,14 @@ constexpr coopmat_prefill_tiles coopmat_prefill_tiles_for(std::uint32_t head_dim
     if (coopmat_prefill_shared_bytes(head_dim, t) <= targets::nvidia.shared_memory_bytes) break;
   }
   return t;
+}
+
+// The error the f16 probabilities add to the output (see the top of this
+// file): each normalized weight p_j / sum p is off by at most 2^-10
+// relative (2^-11 from p_j, 2^-11 from the sum), so the weighted average of
+// V rows by at most 2^-10 * max |v|.
+inline double prefill_coopmat_probability_error(double max_abs_v) {
+  return std::ldexp(max_abs_v, -10);
 }
 
 // Whether a device (its target) runs the cooperative-matrix prefill: NV
@@ -150,6 +167,48 @@ void sync_subgroup() {
   subgroupBarrier();
 }
 
+// Loads this invocation's chunks of the tile of keys from `first_key` of K
+// (values false) or V into `into`. Keys past key_len are zeros, never read:
+// their scores are -inf, and 0 * V must stay 0.
+void fetch(bool values, uint first_key, uint base, uint row_stride, out uvec4 into[STAGE_CHUNKS]) {
+  [[unroll]] for (uint i = 0u; i < STAGE_CHUNKS; ++i) {
+    const uint c = gl_LocalInvocationIndex + i * THREADS;
+    const uint key = first_key + c / ROW_CHUNKS;
+    into[i] = uvec4(0u);
+    if (align_K || key < uint(params.key_len)) {
+      const uint at = (base + key * row_stride) / 8u + c % ROW_CHUNKS;
+      into[i] = values ? V_wide[at] : K_wide[at];
+    }
+  }
+}
+
+// Stores fetched chunks as f16 into the tile at `offset` (0: K, V_OFFSET: V).
+void deposit(uint offset, uvec4 from[STAGE_CHUNKS]) {
+  [[unroll]] for (uint i = 0u; i < STAGE_CHUNKS; ++i) {
+    const uint c = gl_LocalInvocationIndex + i * THREADS;
+    kv_tile[offset + (c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS] = stage(from[i]);
+  }
+}
+
+// 0: every cell blocked, skip the tile; 2: every cell attended with bias 0,
+// skip the mask; 1: mixed. Combined over the classifier's tiles (rows
+// blk_first_row .. blk_end_row - 1 of plane blk_plane) that key tile
+// `key_tile` covers; uniform over the workgroup.
+uint tile_class_of(uint key_tile, uint blk_plane, uint blk_first_row, uint blk_end_row) {
+  if (!has_blk) return 1u;
+  const uint blk_key_tiles = uint(params.num_key_tiles);
+  bool attended = false, plain = true;
+  const uint blk_first_key = key_tile * (BK / BLK_KEYS);
+  const uint blk_end_key = min(blk_first_key + BK / BLK_KEYS, blk_key_tiles);
+  for (uint r = blk_first_row; r < blk_end_row; ++r)
+    for (uint k = blk_first_key; k < blk_end_key; ++k) {
+      const uint value = uint(blk[blk_plane + r * blk_key_tiles + k]);
+      attended = attended || value != 0u;
+      plain = plain && value == 2u;
+    }
+  return !attended ? 0u : plain ? 2u : 1u;
+}
+
 void main() {
   const float neg_inf = uintBitsToFloat(0xFF800000u);
   const uint query_tile = gl_WorkGroupID.x;
@@ -167,9 +226,12 @@ void main() {
   const uint row_group = subgroup / SPLIT;
   const uint first_dim = (subgroup % SPLIT) * DS;
   const uint first_row = query_tile * BQ + row_group * 16u;
-  // The softmax runs on two lanes per row, each on half the tile's keys.
+  // The softmax runs on two lanes per row, each on every other key of the
+  // tile, starting one pair of keys later in rows 8-15 than in rows 0-7:
+  // with rows S_STRIDE = 4 mod 8 words apart, the 32 lanes then read 32
+  // distinct banks of the scores and 16 distinct words of the probabilities.
   const uint softmax_row = lane >> 1u;
-  const uint first_col = (lane & 1u) * (BK / 2u);
+  const uint first_col = (lane & 1u) + 2u * (softmax_row >> 3u);
   const uint row = first_row + softmax_row;
 
   // Offsets are 32-bit (the host checks every buffer's element count fits)
@@ -187,25 +249,34 @@ void main() {
   const uint mask_base =
       batch * uint(params.mask_strides[0]) + head * uint(params.mask_strides[1]);
 
-  // Q to matrix registers through shared memory; rows past query_len are
-  // zero and never stored. The softmax scale is applied to the f32 scores.
-  for (uint c = tid; c < BQ * ROW_CHUNKS; c += THREADS) {
-    const uint r = query_tile * BQ + c / ROW_CHUNKS;
-    uvec4 chunk = uvec4(0u);
-    if (align_Q || r < query_len)
-      chunk = stage(Q_wide[(q_base + r * q_row_stride) / 8u + c % ROW_CHUNKS]);
-    kv_tile[(c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS] = chunk;
-  }
-  barrier();
+  // Q to matrix registers through shared memory, 2 BK rows at a time; rows
+  // past query_len are zero and never stored. The softmax scale is applied
+  // to the f32 scores.
   F16_TILE q[QF];
-  [[unroll]] for (uint f = 0u; f < QF; ++f)
-    coopMatLoadNV(q[f], kv_tile, row_group * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
-                  TILE_STRIDE, false);
-  barrier();
+  for (uint first_staged = 0u; first_staged < BQ; first_staged += 2u * BK) {
+    const uint staged_rows = min(2u * BK, BQ - first_staged);
+    for (uint c = tid; c < staged_rows * ROW_CHUNKS; c += THREADS) {
+      const uint r = query_tile * BQ + first_staged + c / ROW_CHUNKS;
+      uvec4 chunk = uvec4(0u);
+      if (align_Q || r < query_len)
+        chunk = stage(Q_wide[(q_base + r * q_row_stride) / 8u + c % ROW_CHUNKS]);
+      kv_tile[(c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS] = chunk;
+    }
+    barrier();
+    const uint local_row = row_group * 16u - first_staged;
+    if (row_group * 16u >= first_staged && local_row < staged_rows)
+      [[unroll]] for (uint f = 0u; f < QF; ++f)
+        coopMatLoadNV(q[f], kv_tile, local_row * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                      TILE_STRIDE, false);
+    barrier();
+  }
 
   F32_TILE o[QF];
   [[unroll]] for (uint f = 0u; f < QF; ++f) o[f] = F32_TILE(0.0);
   const float q_scale = params.scale * LOG2E;
+  // The max the exponents are taken against; it moves only when a tile's
+  // max exceeds it by more than RESCALE_SLACK, so O is rescaled a few times
+  // per row rather than whenever the max rises.
   float row_max = MAX_SENTINEL;
   float row_sum = 0.0;  // this lane's half of the row; both halves are added at the end
 
@@ -220,49 +291,42 @@ void main() {
   // which this kernel's tiles are whole multiples. A rank-4 mask has one
   // plane per (batch, head).
   const uint blk_query_tiles = uint(params.num_query_tiles);
-  const uint blk_key_tiles = uint(params.num_key_tiles);
   const bool mask_broadcast = params.mask_strides[0] == 0 && params.mask_strides[1] == 0;
-  const uint blk_plane =
-      (mask_broadcast ? 0u : batch * uint(params.num_heads) + head) * blk_query_tiles * blk_key_tiles;
+  const uint blk_plane = (mask_broadcast ? 0u : batch * uint(params.num_heads) + head) *
+                         blk_query_tiles * uint(params.num_key_tiles);
   const uint blk_first_row = query_tile * (BQ / BLK_ROWS);
   const uint blk_end_row = min(blk_first_row + BQ / BLK_ROWS, blk_query_tiles);
 
   const uint s_base = subgroup * 16u * S_STRIDE;
   const uint p_base = subgroup * 16u * P_STRIDE;
 
-  for (uint key_tile = 0u; key_tile < tile_end; ++key_tile) {
-    // 0: every cell blocked, skip the tile; 2: every cell attended with bias
-    // 0, skip the mask; 1: mixed. Combined over the classifier's tiles this
-    // tile covers; uniform over the workgroup.
-    uint tile_class = 1u;
-    if (has_blk) {
-      bool attended = false, plain = true;
-      const uint blk_first_key = key_tile * (BK / BLK_KEYS);
-      const uint blk_end_key = min(blk_first_key + BK / BLK_KEYS, blk_key_tiles);
-      for (uint r = blk_first_row; r < blk_end_row; ++r)
-        for (uint k = blk_first_key; k < blk_end_key; ++k) {
-          const uint value = uint(blk[blk_plane + r * blk_key_tiles + k]);
-          attended = attended || value != 0u;
-          plain = plain && value == 2u;
-        }
-      tile_class = !attended ? 0u : plain ? 2u : 1u;
-    }
-    if (tile_class == 0u) continue;
+  // An invocation's share of a K or V tile as loaded from memory.
+  uvec4 staged[STAGE_CHUNKS];
+  uvec4 staged_v[STAGE_CHUNKS];
 
-    // K and V tiles as f16. Keys past key_len are zeros, never read: their
-    // scores are -inf, and 0 * V must stay 0.
+  // The first tile with a cell attended.
+  uint key_tile = 0u;
+  uint tile_class = 0u;
+  for (; key_tile < tile_end; ++key_tile) {
+    tile_class = tile_class_of(key_tile, blk_plane, blk_first_row, blk_end_row);
+    if (tile_class != 0u) break;
+  }
+  if (PREFETCH && key_tile < tile_end) {
+    fetch(false, key_tile * BK, k_base, k_row_stride, staged);
+    deposit(0u, staged);
+  }
+
+  while (key_tile < tile_end) {
+    // PREFETCH: K is in shared memory, V's loads are in flight during the
+    // scores. Else both are loaded and stored here.
     const uint first_key = key_tile * BK;
-    for (uint c = tid; c < BK * ROW_CHUNKS; c += THREADS) {
-      const uint key = first_key + c / ROW_CHUNKS;
-      uvec4 k_chunk = uvec4(0u);
-      uvec4 v_chunk = uvec4(0u);
-      if (align_K || key < key_len) {
-        k_chunk = stage(K_wide[(k_base + key * k_row_stride) / 8u + c % ROW_CHUNKS]);
-        v_chunk = stage(V_wide[(v_base + key * v_row_stride) / 8u + c % ROW_CHUNKS]);
-      }
-      const uint at = (c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS;
-      kv_tile[at] = k_chunk;
-      kv_tile[V_OFFSET + at] = v_chunk;
+    if (PREFETCH) {
+      fetch(true, first_key, v_base, v_row_stride, staged);
+    } else {
+      fetch(false, first_key, k_base, k_row_stride, staged);
+      fetch(true, first_key, v_base, v_row_stride, staged_v);
+      deposit(0u, staged);
+      deposit(V_OFFSET, staged_v);
     }
     barrier();
 
@@ -285,7 +349,7 @@ void main() {
     float score[BK / 2u];
     float tile_max = neg_inf;
     [[unroll]] for (uint j = 0u; j < BK / 2u; ++j) {
-      const uint col = first_col + j;
+      const uint col = (first_col + 2u * j) % BK;
       const uint key = first_key + col;
       float sum = 0.0;
       [[unroll]] for (uint part = 0u; part < SPLIT; ++part)
@@ -301,22 +365,27 @@ void main() {
       score[j] = sum;
       tile_max = max(tile_max, sum);
     }
-    const float new_max = max(row_max, max(tile_max, subgroupShuffleXor(tile_max, 1u)));
-    const float correction = exp2(row_max - new_max);
-    row_max = new_max;
+    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+    // A row that has attended nothing yet (max still the sentinel) has O = 0
+    // and sum 0: nothing to rescale.
+    float correction = 1.0;
+    if (tile_max > row_max + RESCALE_SLACK) {
+      if (row_max != MAX_SENTINEL) correction = exp2(row_max - tile_max);
+      row_max = tile_max;
+    }
     // The sum is taken of the f16 probabilities P V multiplies.
     float tile_sum = 0.0;
     [[unroll]] for (uint j = 0u; j < BK / 2u; ++j) {
-      const float16_t p = float16_t(exp2(score[j] - new_max));
+      const float16_t p = float16_t(exp2(score[j] - row_max));
       tile_sum += float(p);
-      p_tile[p_base + softmax_row * P_STRIDE + first_col + j] = p;
+      p_tile[p_base + softmax_row * P_STRIDE + (first_col + 2u * j) % BK] = p;
     }
     row_sum = row_sum * correction + tile_sum;
     // Also: every subgroup of the row group is done reading the scores, so
     // its own may be overwritten below.
     sync_row_group();
 
-    // Rows whose max rose: O *= correction. A fragment's element order is
+    // Rows whose max moved: O *= correction. A fragment's element order is
     // opaque, so each goes through this subgroup's score scratch, row-major:
     // element lane + 32 e sits in row lane / 16 + 2 e.
     if (subgroupMin(correction) < 1.0) {
@@ -333,6 +402,21 @@ void main() {
       }
     }
 
+    // The next tile with a cell attended.
+    uint next_tile = key_tile + 1u;
+    uint next_class = 0u;
+    for (; next_tile < tile_end; ++next_tile) {
+      next_class = tile_class_of(next_tile, blk_plane, blk_first_row, blk_end_row);
+      if (next_class != 0u) break;
+    }
+    // PREFETCH: V to shared memory, and the next K's loads in flight during
+    // P V; the barrier makes V visible and frees the K tile.
+    if (PREFETCH) {
+      deposit(V_OFFSET, staged);
+      if (next_tile < tile_end) fetch(false, next_tile * BK, k_base, k_row_stride, staged);
+      barrier();
+    }
+
     // O += P V.
     F16_TILE p[KF];
     [[unroll]] for (uint kb = 0u; kb < KF; ++kb)
@@ -344,7 +428,16 @@ void main() {
                       TILE_STRIDE, false);
         o[f] = coopMatMulAddNV(p[kb], v_t, o[f]);
       }
-    barrier();
+    // PREFETCH: the next K to shared memory (the barrier at the top of the
+    // loop makes it visible and frees V). Else every subgroup is done with
+    // K and V before the next tile overwrites them.
+    if (PREFETCH) {
+      if (next_tile < tile_end) deposit(0u, staged);
+    } else {
+      barrier();
+    }
+    key_tile = next_tile;
+    tile_class = next_class;
   }
 
   // O / row sum, row-major through the scratch. The one guard: a row that
@@ -374,34 +467,40 @@ void main() {
 // The cooperative-matrix prefill for head dim D, I/O type T and mask type M
 // (as prefill<D, T, M>), with tile shape Tiles.
 //
-// Work split: a workgroup of four 32-lane subgroups takes BQ = 64 / split
-// query rows of one (batch, head); each subgroup holds Q and the O
-// accumulators of 16 rows x D / split dims as 16x16 fragments. K and V tiles
-// of BK keys are staged in shared memory as f16 with 16-byte loads. Per tile
+// Work split: a workgroup of 4 or 8 32-lane subgroups takes BQ = 16 *
+// subgroups / split query rows of one (batch, head); each subgroup holds Q
+// and the O accumulators of 16 rows x D / split dims as 16x16 fragments. K
+// and V tiles of BK keys are staged in shared memory as f16 with 16-byte
+// loads (with `prefetch`, each one tile phase ahead in registers). Per tile
 // each subgroup computes its partial scores S = Q K^T into shared memory, the
 // online softmax (two lanes per row) sums the row group's partials and
 // writes the probabilities as f16, the accumulators are rescaled through
-// shared memory when a row's max rose, and O += P V. Fully masked tiles are
-// skipped (causal bound, tile classes).
+// shared memory when a row's running max moved (by more than RESCALE_SLACK,
+// rarely), and O += P V. Fully masked tiles are skipped (causal bound, tile
+// classes).
 template <int D, prefill_element T, prefill_mask_element<T> M = T,
           coopmat_prefill_tiles Tiles = coopmat_prefill_tiles_for(D)>
 struct prefill_coopmat {
+  static constexpr int head_dim = D;
+  static constexpr coopmat_prefill_tiles tiles = Tiles;
   static constexpr prefill_geometry classes = prefill_geometry_for(D);
-  static constexpr std::uint32_t query_rows =
-      coopmat_prefill_tile * coopmat_prefill_subgroups / Tiles.split;
+  static constexpr std::uint32_t query_rows = coopmat_prefill_tile * Tiles.subgroups / Tiles.split;
+  static constexpr std::uint32_t threads = Tiles.subgroups * coopmat_prefill_lanes;
   static constexpr std::uint32_t dims_per_subgroup = D / Tiles.split;
   static_assert(D >= 16 && D <= 512 && D % 16 == 0,
                 "prefill_coopmat: head_dim must be a multiple of 16 in [16, 512]");
+  static_assert(Tiles.subgroups == 4 || Tiles.subgroups == 8,
+                "prefill_coopmat: subgroups must be 4 or 8");
   static_assert(Tiles.split == 1 || Tiles.split == 2 || Tiles.split == 4,
                 "prefill_coopmat: split must be 1, 2 or 4");
+  static_assert(Tiles.keys * (D / 8) % threads == 0,
+                "prefill_coopmat: a K or V tile must be whole 16-byte chunks per invocation");
   static_assert(dims_per_subgroup % coopmat_prefill_tile == 0,
                 "prefill_coopmat: each subgroup's dims must be whole 16-wide fragments");
   static_assert(Tiles.keys % coopmat_prefill_tile == 0 && Tiles.keys <= 64,
                 "prefill_coopmat: keys per tile must be 16, 32, 48 or 64");
   static_assert(query_rows % classes.query_rows == 0 && Tiles.keys % classes.keys == 0,
                 "prefill_coopmat: tiles must be whole multiples of the tile classes' tiles");
-  static_assert(query_rows <= 2 * Tiles.keys,
-                "prefill_coopmat: the Q tile is staged in the K and V tiles' memory");
   static_assert(coopmat_prefill_shared_bytes(D, Tiles) <= targets::nvidia.shared_memory_bytes,
                 "prefill_coopmat: the tiles must fit the NVIDIA target's shared memory");
 
@@ -416,9 +515,10 @@ struct prefill_coopmat {
     } else {
       if constexpr (boolean)
         return tessel::name("prefill_coopmat", type, "d", D, "boolmask", "s", Tiles.split, "k",
-                            Tiles.keys);
+                            Tiles.keys, "w", Tiles.subgroups, "pf", Tiles.prefetch);
       else
-        return tessel::name("prefill_coopmat", type, "d", D, "s", Tiles.split, "k", Tiles.keys);
+        return tessel::name("prefill_coopmat", type, "d", D, "s", Tiles.split, "k", Tiles.keys, "w",
+                            Tiles.subgroups, "pf", Tiles.prefetch);
     }
   }();
   using params = PrefillParams;
@@ -438,10 +538,11 @@ struct prefill_coopmat {
       constant<"TILE_STRIDE", static_cast<std::uint32_t>((D + 8) / 8)>,
       constant<"V_OFFSET", Tiles.keys*(D + 8) / 8>, constant<"S_STRIDE", Tiles.keys + 4>,
       constant<"P_STRIDE", Tiles.keys + 8>, constant<"BLK_ROWS", classes.query_rows>,
-      constant<"BLK_KEYS", classes.keys>, constant<"SUBGROUPS", coopmat_prefill_subgroups>,
-      constant<"THREADS", coopmat_prefill_subgroups * coopmat_prefill_lanes>,
+      constant<"BLK_KEYS", classes.keys>, constant<"SUBGROUPS", Tiles.subgroups>,
+      constant<"THREADS", threads>, constant<"STAGE_CHUNKS", Tiles.keys*(D / 8) / threads>,
+      constant<"PREFETCH", Tiles.prefetch>, constant<"RESCALE_SLACK", 8.0f>,
       constant<"SUBGROUP_SCOPE", 3>>;  // gl_ScopeSubgroup
-  using workgroup = tessel::workgroup<coopmat_prefill_lanes, coopmat_prefill_subgroups>;
+  using workgroup = tessel::workgroup<coopmat_prefill_lanes, Tiles.subgroups>;
   static constexpr extension extensions =
       extension::cooperative_matrix_nv | extension::explicit_float16 | extension::subgroup_basic |
       extension::subgroup_arithmetic | extension::subgroup_shuffle |
@@ -457,6 +558,44 @@ struct prefill_coopmat {
            std::string(detail::prefill_coopmat_main);
   }
 };
+
+// Tile shapes besides the default that bench/prefill_check times (--sweep),
+// each within the NVIDIA target's 48 KiB: the default with prefetch; at
+// D = 128 and 256 8 subgroups (twice the query rows per K/V tile, half the
+// keys at D = 256 where the scores' scratch needs it) without and with
+// prefetch; at D = 256 a whole head dim per subgroup (split 1, 64 query
+// rows; the most registers), at D = 512 split 2. (At D = 64 the tile
+// classes' 64 keys leave no room for 8 subgroups' scratch.)
+template <int D>
+inline constexpr auto coopmat_prefill_sweep_tiles = [] {
+  using tiles = coopmat_prefill_tiles;
+  constexpr tiles standard = coopmat_prefill_tiles_for(D);
+  if constexpr (D == 512)
+    return std::array{tiles{4, 16, 4, true}, tiles{2, 16, 4, true}};
+  else if constexpr (D == 256)
+    return std::array{tiles{2, 32, 4, true}, tiles{2, 16, 8, false}, tiles{2, 16, 8, true},
+                      tiles{1, 32, 4, true}};
+  else if constexpr (D == 128)
+    return std::array{tiles{1, 32, 4, true}, tiles{1, 32, 8, false}, tiles{1, 32, 8, true}};
+  else
+    return std::array{tiles{1, standard.keys, 4, true}};
+}();
+
+namespace detail {
+template <int D, prefill_element T, std::size_t... I>
+variant_list<prefill_coopmat<D, T, T, coopmat_prefill_sweep_tiles<D>[I]>...> sweep_variants(
+    std::index_sequence<I...>);
+}  // namespace detail
+
+// The sweep's variants of head dim D and I/O type T (additive mask).
+template <int D, prefill_element T>
+using prefill_coopmat_sweep_variants_d = decltype(detail::sweep_variants<D, T>(
+    std::make_index_sequence<coopmat_prefill_sweep_tiles<D>.size()>{}));
+// Those of the benchmark shapes' head dims and types.
+using prefill_coopmat_sweep_variants = join_variants_t<
+    prefill_coopmat_sweep_variants_d<64, bf16>, prefill_coopmat_sweep_variants_d<128, bf16>,
+    prefill_coopmat_sweep_variants_d<256, bf16>, prefill_coopmat_sweep_variants_d<256, f16>,
+    prefill_coopmat_sweep_variants_d<512, bf16>>;
 
 template <int D>
 using prefill_coopmat_variants_d =
