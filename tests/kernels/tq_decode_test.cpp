@@ -500,6 +500,73 @@ TEST_F(TqDecodeKernel, FusedQueryRotation) {
   check(tq_decode_op::byte, a);
 }
 
+// The record functions check every buffer before recording anything.
+TEST_F(TqDecodeKernel, RecordRejectsBadBuffersBeforeRecording) {
+  const tq_decode_args good = shape(4, 2, 128, 10, 16, 4);
+  const tessel::kernels::tq_cache_format f = tessel::kernels::tq_decode_cache_format(good);
+  tessel::vk::buffer<float> q(ctx(), 4 * 128), out(ctx(), 4 * 128), small_scratch(ctx(), 8);
+  tessel::vk::buffer<std::uint32_t> codes(ctx(), tessel::kernels::tq_code_words(f));
+  tessel::vk::buffer<std::uint32_t> byte_codes(ctx(), 2 * tessel::kernels::tq_code_words(f));
+  tessel::vk::buffer<float> norms(ctx(), tessel::kernels::tq_norm_count(f));
+  tessel::vk::buffer<float> short_norms(ctx(), tessel::kernels::tq_norm_count(f) - 1);
+  tessel::vk::buffer<f16> keys(ctx(), 2 * 16 * 128), short_keys(ctx(), 2 * 15 * 128);
+  out.fill(1.5f);
+  const tessel::kernels::tq_cache_buffers cache{&codes, &norms}, bytes{&byte_codes, &norms};
+  tessel::vk::recorder rec(ctx());
+  auto expect_error = [&](const std::string& fragment, auto record) {
+    try {
+      record();
+      ADD_FAILURE() << "accepted: " << fragment;
+    } catch (const tessel::error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  auto with = [&](auto change) {
+    tq_decode_args a = good;
+    change(a);
+    return a;
+  };
+  expect_error("tq_decode: key_codes = none is required", [&] {
+    tessel::kernels::record_tq_decode(rec, q, {nullptr, &norms}, cache, out, nullptr, good);
+  });
+  expect_error("tq_decode: value_norms element count = 31 must equal 32", [&] {
+    tessel::kernels::record_tq_decode(rec, q, cache, {&codes, &short_norms}, out, nullptr, good);
+  });
+  expect_error("tq_decode: head_dim = 96 must be 64, 128, 256 or 512", [&] {
+    tessel::kernels::record_tq_decode(rec, q, cache, cache, out, nullptr,
+                                      with([](auto& a) { a.head_dim = 96; }));
+  });
+  expect_error("tq_hb_decode: bits = 4 must be 5, 6 or 8", [&] {
+    tessel::kernels::record_tq_hb_decode(rec, q, bytes, bytes, out, nullptr, good);
+  });
+  expect_error("tq_hb_decode: key_codes element count = 512 must equal 1024", [&] {
+    tessel::kernels::record_tq_hb_decode(rec, q, cache, bytes, out, nullptr,
+                                         with([](auto& a) { a.bits = 8; }));
+  });
+  expect_error("tq_decode: scratch = none is required: nwg = 2", [&] {
+    tessel::kernels::record_tq_decode(rec, q, cache, cache, out, nullptr,
+                                      with([](auto& a) { a.nwg = 2; }));
+  });
+  expect_error("tq_decode: scratch element count = 8 must be >=", [&] {
+    tessel::kernels::record_tq_decode(rec, q, cache, cache, out, &small_scratch,
+                                      with([](auto& a) { a.nwg = 2; }));
+  });
+  expect_error("tq_hybrid_decode: value_codes = none is required", [&] {
+    tessel::kernels::record_tq_hybrid_decode(rec, q, keys, {}, nullptr, out, nullptr,
+                                             with([](auto& a) { a.bits = 8; }));
+  });
+  expect_error("tq_hybrid_decode: values = none is required", [&] {
+    tessel::kernels::record_tq_hybrid_decode(rec, q, keys, bytes, nullptr, out, nullptr,
+                                             with([](auto& a) { a.values_f16 = true; }));
+  });
+  expect_error("tq_hybrid_decode: keys element count = 3840 must equal 4096", [&] {
+    tessel::kernels::record_tq_hybrid_decode(rec, q, short_keys, bytes, nullptr, out, nullptr,
+                                             with([](auto& a) { a.bits = 8; }));
+  });
+  EXPECT_EQ(rec.dispatch_count(), 0u);
+  for (float x : out.download()) ASSERT_EQ(x, 1.5f);
+}
+
 // Q10: scale_factor_d512 = 0 decodes exactly as 1.0 (the encoder resolves
 // it the same way), instead of dividing by zero.
 TEST_F(TqDecodeKernel, ScaleFactorZeroMeansOne) {

@@ -20,7 +20,8 @@
 //     raw q itself;
 //   - the output is in V's basis: rotated iff V was. unrotate_output = true
 //     makes the op return it in the natural basis (the fused reduce +
-//     inverse rotation when NWG > 1), else the caller applies fwht unrotate.
+//     inverse rotation when NWG > 1, fwht unrotate after a single slice),
+//     else the caller applies fwht unrotate.
 // The seed's hybrid path writes K raw (f16) and V without rotation: raw q,
 // raw output, both flags false.
 #pragma once
@@ -139,7 +140,8 @@ inline decode_plan plan_tq_decode(const vk::device_traits& device, tq_decode_op 
   return plan;
 }
 
-// The same rules without a device (the reference's).
+// The same rules without a device (the reference's): only the split the
+// policy would choose depends on the device, and it is discarded.
 inline void validate_tq_decode(tq_decode_op which, const tq_decode_args& a) {
   plan_tq_decode(vk::device_traits{}, which, a);
 }
