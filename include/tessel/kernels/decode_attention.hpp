@@ -468,6 +468,25 @@ void merge_and_write(uint sg, uint lane, uint head_row, float running_max[HPS], 
 )glsl";
 };
 
+// The engine's hooks for a kernel whose K and V tiles come from two tile
+// loaders named "key" and "value" (load_<name>_tile, store_<name>_tile and
+// <name>_tile_chunk, as decode_f16's f16_tile_glsl writes them).
+inline constexpr std::string_view decode_key_value_hooks = R"glsl(
+void load_tile(uint sequence, uint kv_head, uint first, uint count) {
+  const uint cache_head = sequence * params.num_kv_heads + kv_head;
+  load_key_tile(cache_head, first, count);
+  load_value_tile(cache_head, first, count);
+}
+
+void store_tile() {
+  store_key_tile();
+  store_value_tile();
+}
+
+void key_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { key_tile_chunk(row, chunk, low, high); }
+void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { value_tile_chunk(row, chunk, low, high); }
+)glsl";
+
 // One decode step over a batch of sequences of equal length: Q and the
 // output are f32 [batch, num_heads, head_dim]; the cache holds [batch,
 // num_kv_heads, kv_capacity] rows in the kernel's format.

@@ -109,24 +109,8 @@ struct decode_f16 {
 
   static std::string body(const target& t) {
     return engine::glsl(t, row_bytes) + f16_tile_glsl("key", "keys") +
-           f16_tile_glsl("value", "values") + std::string(hooks_text);
+           f16_tile_glsl("value", "values") + std::string(decode_key_value_hooks);
   }
-
-  static constexpr std::string_view hooks_text = R"glsl(
-void load_tile(uint sequence, uint kv_head, uint first, uint count) {
-  const uint cache_head = sequence * params.num_kv_heads + kv_head;
-  load_key_tile(cache_head, first, count);
-  load_value_tile(cache_head, first, count);
-}
-
-void store_tile() {
-  store_key_tile();
-  store_value_tile();
-}
-
-void key_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { key_tile_chunk(row, chunk, low, high); }
-void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { value_tile_chunk(row, chunk, low, high); }
-)glsl";
 };
 
 // The shipped variants: every head count with its default tiling.

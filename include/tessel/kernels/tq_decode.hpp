@@ -404,24 +404,8 @@ struct tq_decode_kernel {
               tq_tile_glsl("value", "codebook_bits", 8, "hybrid_value_tile") +
               f16_tile_glsl("value_f16", "values", "hybrid_value_tile");
     }
-    return text + std::string(hybrid ? hybrid_hooks : quantized_hooks);
+    return text + std::string(hybrid ? hybrid_hooks : decode_key_value_hooks);
   }
-
-  static constexpr std::string_view quantized_hooks = R"glsl(
-void load_tile(uint sequence, uint kv_head, uint first, uint count) {
-  const uint cache_head = sequence * params.num_kv_heads + kv_head;
-  load_key_tile(cache_head, first, count);
-  load_value_tile(cache_head, first, count);
-}
-
-void store_tile() {
-  store_key_tile();
-  store_value_tile();
-}
-
-void key_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { key_tile_chunk(row, chunk, low, high); }
-void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high) { value_tile_chunk(row, chunk, low, high); }
-)glsl";
 
   static constexpr std::string_view hybrid_hooks = R"glsl(
 void load_tile(uint sequence, uint kv_head, uint first, uint count) {
