@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "compiled_catalog.hpp"
 #include "tessel/compare.hpp"
 #include "tessel/error.hpp"
-#include "tessel/kernels/catalog.hpp"
 #include "tessel/op.hpp"
 #include "tessel/vk/context.hpp"
 
@@ -113,7 +113,7 @@ int demo(const parsed& args) {
   const std::uint64_t seed = parse_seed(args.get("seed").value_or("1"));
   const std::string pattern = args.get("op").value_or("");
   std::vector<const op_entry*> ops;
-  for (const op_entry& op : kernels::catalog())
+  for (const op_entry& op : tools::ops())
     if (pattern.empty() || matches(pattern, op.name)) ops.push_back(&op);
   if (ops.empty()) throw usage_error("no op name matches '" + pattern + "'");
 

@@ -8,11 +8,11 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "compiled_catalog.hpp"
 #include "device_select.hpp"
 #include "tessel/dsl/target.hpp"
 #include "tessel/dsl/variant.hpp"
 #include "tessel/error.hpp"
-#include "tessel/kernels/registry.hpp"
 #include "tessel/vk/compiler.hpp"
 #include "tessel/vk/device.hpp"
 
@@ -112,7 +112,7 @@ int dump(const parsed& args) {
   const bool validate = args.has("validate");
   std::string index = "{\n  \"target\": " + target_json(t) + ",\n  \"variants\": [\n";
   std::vector<const variant_info*> selected;
-  for (const variant_info* v : kernels::all_variants())
+  for (const variant_info* v : tools::variants())
     if (pattern.empty() || matches(pattern, v->name)) selected.push_back(v);
   if (selected.empty()) throw usage_error("no variant name matches '" + pattern + "'");
 

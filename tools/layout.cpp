@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "compiled_catalog.hpp"
 #include "tessel/dsl/layout.hpp"
 #include "tessel/dsl/variant.hpp"
-#include "tessel/kernels/registry.hpp"
 
 namespace tessel::cli {
 
@@ -63,7 +63,7 @@ void print_table(const std::vector<block_info>& blocks) {
 }  // namespace
 
 int layout(const parsed& args) {
-  const std::vector<block_info> blocks = kernels::parameter_blocks();
+  const std::vector<block_info> blocks = tools::parameter_blocks();
   if (args.has("json"))
     print_json(blocks);
   else

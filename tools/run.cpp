@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "commands.hpp"
+#include "compiled_catalog.hpp"
 #include "tessel/compare.hpp"
 #include "tessel/error.hpp"
-#include "tessel/kernels/catalog.hpp"
 #include "tessel/npy.hpp"
 #include "tessel/op.hpp"
 #include "tessel/vk/context.hpp"
@@ -112,7 +112,7 @@ void write_outputs(const std::map<std::string, std::string>& files, const tensor
 }  // namespace
 
 int run(const parsed& args) {
-  const std::vector<op_entry>& ops = kernels::catalog();
+  const std::vector<op_entry>& ops = tools::ops();
   if (args.has("list")) {
     if (!args.positional.empty() || args.has("in") || args.has("param") || args.has("out") ||
         args.has("check"))

@@ -3,12 +3,14 @@
 // run time (.npy files).
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tessel/dsl/scalar.hpp"
@@ -78,5 +80,35 @@ struct tensor {
                                 std::to_string(data.size()) + " bytes");
   }
 };
+
+// The largest |x| of an f32, f16 or bf16 tensor, NaNs ignored (0 when empty).
+inline double max_magnitude(const tensor& t) {
+  double out = 0;
+  const auto scan = [&](auto values) {
+    for (const auto x : values) {
+      double magnitude;
+      if constexpr (std::is_same_v<decltype(x), const float>)
+        magnitude = std::fabs(double(x));
+      else
+        magnitude = std::fabs(double(to_float(x)));
+      if (magnitude > out) out = magnitude;
+    }
+  };
+  switch (t.kind) {
+    case scalar_kind::f32:
+      scan(t.as<float>());
+      break;
+    case scalar_kind::f16:
+      scan(t.as<f16>());
+      break;
+    case scalar_kind::bf16:
+      scan(t.as<bf16>());
+      break;
+    default:
+      throw error("max_magnitude",
+                  "holds " + std::string(kind_name(t.kind)) + ", not a floating-point type");
+  }
+  return out;
+}
 
 }  // namespace tessel

@@ -7,11 +7,11 @@
 #include <map>
 #include <string>
 
-#include "tessel/kernels/registry.hpp"
+#include "compiled_catalog.hpp"
 
 namespace {
 
-using tessel::kernels::parameter_blocks;
+using tessel::tools::parameter_blocks;
 
 std::map<std::string, std::size_t> offsets_of(const tessel::block_info& block) {
   std::map<std::string, std::size_t> out;

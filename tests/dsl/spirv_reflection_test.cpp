@@ -10,7 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "tessel/kernels/registry.hpp"
+#include "tessel/kernels/decode_f16.hpp"
+#include "tessel/kernels/decode_reduce.hpp"
+#include "tessel/kernels/fwht.hpp"
+#include "tessel/kernels/prefill_blk.hpp"
+#include "tessel/kernels/prefill_shared.hpp"
+#include "tessel/kernels/turboquant.hpp"
 #include "tessel/vk/compiler.hpp"
 
 namespace {

@@ -6,22 +6,24 @@
 #include <set>
 #include <string>
 
-#include "tessel/kernels/registry.hpp"
+#include "compiled_catalog.hpp"
+#include "tessel/kernels/decode_reduce.hpp"
+#include "tessel/kernels/fwht.hpp"
 #include "tessel/vk/compiler.hpp"
 
 namespace {
 
 TEST(Variants, RegistryNamesAreUnique) {
   std::set<std::string_view> names;
-  for (const auto* v : tessel::kernels::all_variants())
+  for (const auto* v : tessel::tools::variants())
     EXPECT_TRUE(names.insert(v->name).second) << v->name;
-  EXPECT_EQ(names.size(), tessel::kernels::registry::size);
+  EXPECT_EQ(names.size(), tessel::tools::variants().size());
 }
 
 // A variant that needs a device feature a target lacks (cooperative
 // matrices) is compiled for the targets that have it, and for one at least.
 TEST(Variants, EveryVariantCompilesAndValidatesOnEveryTargetWithItsFeatures) {
-  for (const auto* v : tessel::kernels::all_variants()) {
+  for (const auto* v : tessel::tools::variants()) {
     int targets = 0;
     for (const tessel::target* t : tessel::targets::predefined) {
       if (!has(t->features, v->features(*t))) continue;

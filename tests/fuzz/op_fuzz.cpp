@@ -31,8 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "compiled_catalog.hpp"
 #include "tessel/compare.hpp"
-#include "tessel/kernels/catalog.hpp"
 #include "tessel/vk.hpp"
 
 namespace {
@@ -218,7 +218,7 @@ void mutate(FuzzedDataProvider& data, const op_entry& op, tensor_map& in, parame
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t size) {
   FuzzedDataProvider data(bytes, size);
-  const auto& catalog = tessel::kernels::catalog();
+  const auto& catalog = tessel::tools::ops();
   const op_entry& op = catalog[data.ConsumeIntegralInRange<std::size_t>(0, catalog.size() - 1)];
   const auto& cases = cases_of(op);
   const tessel::op_case& start =

@@ -4,8 +4,9 @@
 
 #include <algorithm>
 
+#include "compiled_catalog.hpp"
 #include "tessel/compare.hpp"
-#include "tessel/kernels/catalog.hpp"
+#include "tessel/kernels/prefill_coopmat.hpp"
 #include "vk/fixture.hpp"
 
 namespace {
@@ -13,7 +14,7 @@ namespace {
 class Catalog : public tessel::test::device_test {};
 
 TEST_F(Catalog, EveryOpMatchesItsReferenceOnItsDemoCases) {
-  for (const tessel::op_entry& op : tessel::kernels::catalog()) {
+  for (const tessel::op_entry& op : tessel::tools::ops()) {
     const std::uint64_t seed = tessel::test::test_seed();
     for (const tessel::op_case& c : op.demo_cases(seed)) {
       SCOPED_TRACE(op.name + " " + c.shape + " seed " + std::to_string(seed));
@@ -37,7 +38,7 @@ TEST_F(Catalog, EveryOpMatchesItsReferenceOnItsDemoCases) {
 // The prefill's tolerance follows the kernel the target runs: the portable
 // one's half an ulp plus 1e-5, and the coopmat one's f16 probabilities on top.
 TEST(CatalogTolerance, PrefillFollowsThePathTheTargetTakes) {
-  const auto& ops = tessel::kernels::catalog();
+  const auto& ops = tessel::tools::ops();
   const auto prefill = std::find_if(
       ops.begin(), ops.end(), [](const tessel::op_entry& op) { return op.name == "prefill"; });
   ASSERT_NE(prefill, ops.end());
@@ -51,7 +52,7 @@ TEST(CatalogTolerance, PrefillFollowsThePathTheTargetTakes) {
     EXPECT_EQ(on_lavapipe.rel, portable.rel);
     const tessel::op_tolerance on_nvidia =
         prefill->tolerance(tessel::targets::nvidia, c.inputs, c.params, q.kind);
-    const double max_v = tessel::kernels::detail::max_magnitude(c.inputs.at("v"));
+    const double max_v = tessel::max_magnitude(c.inputs.at("v"));
     EXPECT_GT(max_v, 0.5);
     EXPECT_EQ(on_nvidia.abs,
               portable.abs + tessel::kernels::prefill_coopmat_probability_error(max_v));
@@ -60,7 +61,7 @@ TEST(CatalogTolerance, PrefillFollowsThePathTheTargetTakes) {
 }
 
 TEST_F(Catalog, ShapeParametersMustAgreeWithTheInputs) {
-  const tessel::op_entry& fwht = tessel::kernels::catalog().front();
+  const tessel::op_entry& fwht = tessel::tools::ops().front();
   ASSERT_EQ(fwht.name, "fwht");
   const auto c = fwht.demo_cases(1).front();
   tessel::parameter_map params = c.params;

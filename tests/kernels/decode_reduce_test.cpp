@@ -10,7 +10,9 @@
 #include <random>
 #include <span>
 
-#include "tessel/kernels/catalog.hpp"
+#include "tessel/kernels/decode_reduce.hpp"
+#include "tessel/kernels/fwht.hpp"
+#include "tessel/reference/fwht.hpp"
 #include "vk/fixture.hpp"
 
 namespace {

@@ -4,7 +4,7 @@
 // trees), so any difference here is a race or a read of uninitialized memory.
 #include <gtest/gtest.h>
 
-#include "tessel/kernels/catalog.hpp"
+#include "compiled_catalog.hpp"
 #include "vk/fixture.hpp"
 
 namespace {
@@ -13,7 +13,7 @@ class Determinism : public tessel::test::device_test {};
 
 TEST_F(Determinism, EveryOpGivesBitIdenticalOutputsRunToRun) {
   constexpr int runs = 3;
-  for (const tessel::op_entry& op : tessel::kernels::catalog()) {
+  for (const tessel::op_entry& op : tessel::tools::ops()) {
     const std::uint64_t seed = tessel::test::test_seed();
     for (const tessel::op_case& c : op.demo_cases(seed)) {
       SCOPED_TRACE(op.name + " " + c.shape + " seed " + std::to_string(seed));

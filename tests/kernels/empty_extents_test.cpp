@@ -7,7 +7,7 @@
 
 #include <optional>
 
-#include "tessel/kernels/catalog.hpp"
+#include "compiled_catalog.hpp"
 #include "vk/fixture.hpp"
 
 namespace {
@@ -15,7 +15,7 @@ namespace {
 class EmptyExtents : public tessel::test::device_test {};
 
 TEST_F(EmptyExtents, EveryOpRejectsOrHandlesZeroSizedInputs) {
-  for (const tessel::op_entry& op : tessel::kernels::catalog()) {
+  for (const tessel::op_entry& op : tessel::tools::ops()) {
     const tessel::op_case start = op.demo_cases(tessel::test::test_seed()).front();
     for (std::size_t axis = 0; axis < 4; ++axis) {
       SCOPED_TRACE(op.name + " axis " + std::to_string(axis));

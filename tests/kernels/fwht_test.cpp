@@ -5,7 +5,8 @@
 #include <cmath>
 #include <random>
 
-#include "tessel/kernels/catalog.hpp"
+#include "tessel/kernels/fwht.hpp"
+#include "tessel/reference/fwht.hpp"
 #include "vk/fixture.hpp"
 
 namespace {

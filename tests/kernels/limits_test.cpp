@@ -9,7 +9,12 @@
 #include <functional>
 #include <string>
 
-#include "tessel/kernels/catalog.hpp"
+#include "compiled_catalog.hpp"
+#include "tessel/kernels/decode_f16.hpp"
+#include "tessel/kernels/decode_reduce.hpp"
+#include "tessel/kernels/fwht.hpp"
+#include "tessel/kernels/prefill.hpp"
+#include "tessel/kernels/tq_encode.hpp"
 #include "vk/fixture.hpp"
 
 namespace {
@@ -91,7 +96,7 @@ class LimitsOnDevice : public tessel::test::device_test {
                           const tessel::parameter_map& params) {
     SCOPED_TRACE(op_name);
     const tessel::op_entry* op = nullptr;
-    for (const tessel::op_entry& entry : catalog())
+    for (const tessel::op_entry& entry : tessel::tools::ops())
       if (entry.name == op_name) op = &entry;
     ASSERT_NE(op, nullptr);
     expect_error([&] { op->run(ctx(), in, params); }, {"maxStorageBufferRange"});

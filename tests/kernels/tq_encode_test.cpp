@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "compiled_catalog.hpp"
 #include "kernels/tq_cache_fixture.hpp"
-#include "tessel/kernels/catalog.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 #include "tessel/reference/turboquant.hpp"
 #include "vk/fixture.hpp"
@@ -388,7 +388,7 @@ TEST_F(TqEncode, BadArgumentsAreRejectedBeforeRecording) {
 // where f32 is required are rejected, as are flags other than 0 and 1.
 TEST_F(TqEncode, CatalogRejectsWrongElementTypesAndFlags) {
   const tessel::op_entry* op = nullptr;
-  for (const tessel::op_entry& e : tessel::kernels::catalog())
+  for (const tessel::op_entry& e : tessel::tools::ops())
     if (e.name == "tq_encode") op = &e;
   ASSERT_NE(op, nullptr);
   const tessel::op_case c = op->demo_cases(1).front();

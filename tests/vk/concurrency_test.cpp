@@ -11,7 +11,9 @@
 #include <thread>
 #include <vector>
 
-#include "tessel/kernels/catalog.hpp"
+#include "tessel/kernels/decode_reduce.hpp"
+#include "tessel/kernels/fwht.hpp"
+#include "tessel/reference/fwht.hpp"
 #include "vk/fixture.hpp"
 
 namespace tessel::test {

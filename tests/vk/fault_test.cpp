@@ -14,7 +14,6 @@
 
 #include <unistd.h>
 
-#include "tessel/kernels/catalog.hpp"
 #include "vk/fixture.hpp"
 #include "vk/toy_kernels.hpp"
 

@@ -810,19 +810,6 @@ tensor run_prefill(vk::context& ctx, const prefill_problem& p, const tensor_map&
   return tensor::from<T>(in.at("q").shape, std::span<const T>(values));
 }
 
-// The largest |x| of an f16 or bf16 tensor (NaNs ignored).
-inline double max_magnitude(const tensor& t) {
-  double out = 0;
-  const auto scan = [&](auto values) {
-    for (const auto x : values) out = std::max(out, std::abs(double(to_float(x))));
-  };
-  if (t.kind == scalar_kind::f16)
-    scan(t.as<f16>());
-  else
-    scan(t.as<bf16>());
-  return out;
-}
-
 inline op_entry prefill_entry() {
   op_entry e;
   e.name = "prefill";
