@@ -1,17 +1,26 @@
 // The cooperative-matrix prefill (kernels/prefill_coopmat.hpp) on a GPU that
 // has it: correctness of every variant against the double reference, then
-// GPU time at the shapes of issue 7 next to the portable kernel and the
-// device's cooperative-matrix rate.
+// GPU time at the shapes of issue 7 next to the portable kernel, the
+// device's cooperative-matrix rate and the GEMM ceiling.
 //
-//   prefill_check           all three parts
+//   prefill_check           all four parts
 //   prefill_check --check   correctness of the default tiles
-//   prefill_check --bench   timing of the default tiles and the portable kernel
+//   prefill_check --bench   timing of the default tiles and the portable
+//                           kernel, then the ceiling
+//   prefill_check --ceiling the cooperative-matrix GEMM
+//                           (bench/coopmat_gemm.hpp) at each tile shape of
+//                           gemm_sweep_tiles: checked against a double
+//                           GEMM, then timed at M = N = K = 8192
 //   prefill_check --sweep   every tile shape of each issue shape
-//                           (kernels::coopmat_prefill_sweep_tiles), each
-//                           checked on three small cases, then timed
+//                           (sweep_tiles below), each checked on three
+//                           small cases, then timed
+//   prefill_check --compile every sweep and GEMM variant compiled and
+//                           validated for the NVIDIA target, no device
+//                           needed (before spending device time on them)
 //
 // Options combine. Sweep lines: "SWEEP PASS|FAIL <shape> <variant> ...
-// ms TFLOP/s"; a variant that fails its check is not timed.
+// ms TFLOP/s"; a variant that fails its check is not timed. Ceiling lines:
+// "GEMM PASS|FAIL <variant> ... TFLOP/s".
 // Check lines: "PASS|FAIL <case>: max error E (tolerance at that element T),
 // portable E" for every head dim (64, 128, 256, 512), I/O type (f16, bf16)
 // and case (ragged lengths, GQA, both layouts, causal with offsets, masks of
@@ -22,6 +31,7 @@
 // prefill_coopmat.hpp), plus 1e-5. Exit status 1 when any case fails or the
 // device has no cooperative matrices.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -29,12 +39,15 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "tessel/bench/coopmat_gemm.hpp"
 #include "tessel/bench/timing.hpp"
 #include "tessel/kernels/prefill.hpp"
 #include "tessel/kernels/prefill_blk.hpp"
 #include "tessel/reference/prefill.hpp"
+#include "tessel/vk/compiler.hpp"
 
 namespace {
 
@@ -360,7 +373,12 @@ struct bench_inputs {
   }
 };
 
-const bench::repetitions bench_repetitions{3, 50, 1500, 100};
+// A second of warm-up: the H100 idles at 345 MHz between the checks (CPU
+// work) and takes longer than 100 ms of GPU work to reach its 1980 MHz, so
+// shorter warm-ups timed some variants 3-4x slow (nvidia-smi's clock log).
+const bench::repetitions bench_repetitions{3, 50, 1500, 1000};
+// The sweep's: fewer samples per variant, to time many in one device call.
+const bench::repetitions sweep_repetitions{3, 30, 500, 1000};
 
 template <class T>
 void bench_one(vk::context& ctx, const bench_shape& b, double coopmat_rate) {
@@ -385,17 +403,46 @@ void bench_one(vk::context& ctx, const bench_shape& b, double coopmat_rate) {
   std::fflush(stdout);
 }
 
-// --sweep: every tile shape of the shape's head dim and type (the default
-// first, then kernels::coopmat_prefill_sweep_tiles), each checked against
-// the reference on three small cases before it is timed.
+// Tile shapes besides the default that --sweep times, each within the
+// NVIDIA target's 48 KiB ({split, keys, subgroups, prefetch, row_blocks,
+// one_kv_buffer, register_softmax}): the runners-up of the earlier sweeps
+// (docs/perf/prefill_coopmat.md) and the first version's tiles. Instantiated
+// here rather than registered, so CI compiles only the defaults. (At D = 64
+// the tile classes' 64 keys leave no room for more subgroups or row blocks.)
+template <int D>
+constexpr auto sweep_tiles = [] {
+  using tiles = kernels::coopmat_prefill_tiles;
+  if constexpr (D == 512)
+    return std::array{tiles{4, 16, 8, true, 1, true}, tiles{4, 16, 4}};
+  else if constexpr (D == 256)
+    return std::array{tiles{1, 16, 8, true, 1, false, true}, tiles{2, 16, 8, true},
+                      tiles{2, 32, 4}};
+  else if constexpr (D == 128)
+    return std::array{tiles{1, 32, 8, true}, tiles{1, 64, 4, true, 1, true, true},
+                      tiles{1, 32, 4, true, 1, false, true}, tiles{1, 32, 4}};
+  else
+    return std::array{tiles{1, 64, 4, true}, tiles{1, 64, 4}};
+}();
+
+template <int D, class T, std::size_t... I>
+variant_list<kernels::prefill_coopmat<D, T, T, sweep_tiles<D>[I]>...> sweep_variants(
+    std::index_sequence<I...>);
+
+// The default tiles first, then sweep_tiles<D>, with additive masks.
+template <int D, class T>
+using sweep_variants_d = join_variants_t<variant_list<kernels::prefill_coopmat<D, T>>,
+                                         decltype(sweep_variants<D, T>(
+                                             std::make_index_sequence<sweep_tiles<D>.size()>{}))>;
+
+// --sweep: every tile shape of the shape's head dim and type, each checked
+// against the reference on three small cases before it is timed.
 template <class T>
 int sweep_one(vk::context& ctx, const bench_shape& b) {
   int failures = 0;
   bench_inputs<T> in(ctx, b);
   kernels::with_head_dim<64, 128, 256, 512>("prefill", b.dim, [&](auto dim) {
     constexpr int D = decltype(dim)::value;
-    using list = join_variants_t<variant_list<kernels::prefill_coopmat<D, T>>,
-                                 kernels::prefill_coopmat_sweep_variants_d<D, T>>;
+    using list = sweep_variants_d<D, T>;
     list::for_each([&]<class K>(std::type_identity<K>) {
       const auto record = [](vk::recorder& rec, const prefill_problem& p, const auto& q,
                              const auto& k, const auto& v, const auto& o, const auto* mask,
@@ -448,13 +495,14 @@ int sweep_one(vk::context& ctx, const bench_shape& b) {
             record(rec, in.p, in.q, in.k, in.v, in.o, static_cast<const vk::buffer<T>*>(nullptr),
                    nullptr);
           },
-          bench_repetitions);
+          sweep_repetitions);
       const double ms = t.median_us / 1e3;
       std::printf(
-          "SWEEP PASS %-42s %-46s split %u keys %2u subgroups %u prefetch %u: %8.3f ms %6.1f "
-          "TFLOP/s (check max error %.3g)\n",
+          "SWEEP PASS %-42s %-56s split %u keys %2u subgroups %u prefetch %u row blocks %u kv "
+          "buffers %u: %8.3f ms %6.1f TFLOP/s (check max error %.3g)\n",
           shape_text.c_str(), std::string(K::name).c_str(), K::tiles.split, K::tiles.keys,
-          K::tiles.subgroups, K::tiles.prefetch ? 1u : 0u, ms, in.flops / (ms * 1e9), worst);
+          K::tiles.subgroups, K::tiles.prefetch ? 1u : 0u, K::tiles.row_blocks,
+          K::tiles.one_kv_buffer ? 1u : 2u, ms, in.flops / (ms * 1e9), worst);
       std::fflush(stdout);
     });
   });
@@ -463,11 +511,120 @@ int sweep_one(vk::context& ctx, const bench_shape& b) {
 
 int sweep_all(vk::context& ctx) {
   int failures = 0;
-  for (const bench_shape& b : issue_shapes)
+  for (const bench_shape& b : issue_shapes) {
+    if (b.length < 8192 && b.batch == 1) continue;  // L = 2048 varies too much to rank tiles
     failures += b.bf16_io ? sweep_one<bf16>(ctx, b) : sweep_one<f16>(ctx, b);
+  }
   std::printf("%s: %d sweep variant(s) failed their check\n",
               failures == 0 ? "SWEEP ALL PASS" : "SWEEP FAILURES", failures);
   return failures;
+}
+
+// --ceiling: the GEMM's tile shapes, the stand-alone probe's first.
+constexpr std::array gemm_sweep_tiles{
+    bench::coopmat_gemm_default_tiles, bench::coopmat_gemm_tiles{128, 256, 32, 2, 4},
+    bench::coopmat_gemm_tiles{256, 128, 32, 4, 2}, bench::coopmat_gemm_tiles{128, 128, 32, 4, 2},
+    bench::coopmat_gemm_tiles{128, 128, 64, 2, 2}};
+
+// C = A B of random f16 in [-1, 1] against a double GEMM, on a C poisoned
+// with NaN. The products are exact in f32; each of the k additions may be
+// off by one f32 ulp (tensor cores may truncate), so |error| <= (k + 1)
+// 2^-23 sum |a b|.
+template <bench::coopmat_gemm_tiles Tiles>
+outcome check_gemm(vk::context& ctx) {
+  const std::uint32_t m = 2 * Tiles.rows, n = 2 * Tiles.cols, k = 5 * Tiles.depth;
+  std::mt19937_64 rng(m + n + k);
+  std::uniform_real_distribution<float> unit(-1, 1);
+  std::vector<f16> ha(std::size_t{m} * k), hb(std::size_t{k} * n);
+  for (f16& x : ha) x = to_f16(unit(rng));
+  for (f16& x : hb) x = to_f16(unit(rng));
+  vk::buffer<f16> a(ctx, ha.size()), b(ctx, hb.size());
+  vk::buffer<float> c(ctx, std::size_t{m} * n);
+  a.upload(ha);
+  b.upload(hb);
+  c.fill(std::numeric_limits<float>::quiet_NaN());
+  vk::recorder rec(ctx);
+  bench::record_coopmat_gemm<Tiles>(rec, m, n, k, a, b, c);
+  rec.submit_and_wait();
+  const std::vector<float> got = c.download();
+  outcome o;
+  double worst_ratio = -1;
+  for (std::uint32_t i = 0; i < m; ++i)
+    for (std::uint32_t j = 0; j < n; ++j) {
+      double want = 0, magnitude = 0;
+      for (std::uint32_t l = 0; l < k; ++l) {
+        const double product =
+            double(to_float(ha[std::size_t{i} * k + l])) * to_float(hb[std::size_t{l} * n + j]);
+        want += product;
+        magnitude += std::abs(product);
+      }
+      const double tol = std::ldexp((k + 1) * magnitude, -23);
+      const double g = got[std::size_t{i} * n + j];
+      const double err = std::isfinite(g) ? std::abs(g - want) : inf;
+      if (!(err <= tol)) o.pass = false;
+      o.max_error = std::max(o.max_error, err);
+      if (err / tol > worst_ratio) {
+        worst_ratio = err / tol;
+        o.tolerance_there = tol;
+      }
+    }
+  return o;
+}
+
+// Each GEMM tile shape checked, then timed at M = N = K = 8192; returns the
+// fastest rate in TFLOP/s (0 if none passed).
+double ceiling_all(vk::context& ctx) {
+  if (!bench::coopmat_gemm_supported(ctx.device())) {
+    std::printf("GEMM FAIL: this device cannot run the cooperative-matrix GEMM\n");
+    return 0;
+  }
+  constexpr std::uint32_t size = 8192;
+  vk::buffer<f16> a(ctx, std::size_t{size} * size), b(ctx, std::size_t{size} * size);
+  vk::buffer<float> c(ctx, std::size_t{size} * size);
+  {
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<float> unit(-1, 1);
+    std::vector<f16> host(a.size());
+    for (f16& x : host) x = to_f16(unit(rng));
+    a.upload(host);
+    b.upload(host);
+  }
+  double best = 0;
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (
+        [&] {
+          constexpr bench::coopmat_gemm_tiles tiles = gemm_sweep_tiles[I];
+          const std::string name(bench::coopmat_gemm<tiles>::name);
+          try {
+            const outcome check = check_gemm<tiles>(ctx);
+            if (!check.pass) {
+              std::printf("GEMM FAIL %-44s check max error %.3g (tolerance there %.3g)\n",
+                          name.c_str(), check.max_error, check.tolerance_there);
+              return;
+            }
+            const bench::timing t = bench::time_gpu(
+                ctx,
+                [&](vk::recorder& rec, int) {
+                  bench::record_coopmat_gemm<tiles>(rec, size, size, size, a, b, c);
+                },
+                bench::repetitions{3, 20, 300, 1000});
+            const double tflops = 2.0 * size * size * double(size) / (t.median_us * 1e6);
+            best = std::max(best, tflops);
+            std::printf(
+                "GEMM PASS %-44s M=N=K=%u tile %ux%u, K step %u, %ux%u subgroups: %8.3f ms %6.1f "
+                "TFLOP/s (check max error %.3g, tolerance there %.3g)\n",
+                name.c_str(), size, tiles.rows, tiles.cols, tiles.depth, tiles.grid_rows,
+                tiles.grid_cols, t.median_us / 1e3, tflops, check.max_error, check.tolerance_there);
+          } catch (const std::exception& e) {
+            std::printf("GEMM FAIL %-44s %s\n", name.c_str(), e.what());
+          }
+          std::fflush(stdout);
+        }(),
+        ...);
+  }
+  (std::make_index_sequence<gemm_sweep_tiles.size()>{});
+  std::printf("GEMM ceiling (fastest passing tile shape): %.1f TFLOP/s\n", best);
+  return best;
 }
 
 void bench_all(vk::context& ctx) {
@@ -491,19 +648,51 @@ void bench_all(vk::context& ctx) {
   }
 }
 
+// --compile: what --sweep and --ceiling run, compiled for the NVIDIA target.
+int compile_all() {
+  int failures = 0;
+  const auto compile = [&](const variant_info& v) {
+    try {
+      vk::compile_variant(v, targets::nvidia);
+      std::printf("COMPILED %s\n", std::string(v.name).c_str());
+    } catch (const std::exception& e) {
+      std::printf("COMPILE FAIL %s: %s\n", std::string(v.name).c_str(), e.what());
+      ++failures;
+    }
+    std::fflush(stdout);
+  };
+  const auto each = [&]<class List>(std::type_identity<List>) {
+    List::for_each([&]<class K>(std::type_identity<K>) { compile(info<K>()); });
+  };
+  each(std::type_identity<sweep_variants_d<64, bf16>>{});
+  each(std::type_identity<sweep_variants_d<128, bf16>>{});
+  each(std::type_identity<sweep_variants_d<256, bf16>>{});
+  each(std::type_identity<sweep_variants_d<256, f16>>{});
+  each(std::type_identity<sweep_variants_d<512, bf16>>{});
+  [&]<std::size_t... I>(std::index_sequence<I...>) {
+    (compile(info<bench::coopmat_gemm<gemm_sweep_tiles[I]>>()), ...);
+  }
+  (std::make_index_sequence<gemm_sweep_tiles.size()>{});
+  return failures;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool check = argc == 1, bench = argc == 1, sweep = argc == 1;
+  bool check = argc == 1, bench = argc == 1, ceiling = argc == 1, sweep = argc == 1;
   for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--compile") == 0) return compile_all() == 0 ? 0 : 1;
     if (std::strcmp(argv[i], "--check") == 0) {
       check = true;
     } else if (std::strcmp(argv[i], "--bench") == 0) {
-      bench = true;
+      bench = ceiling = true;
+    } else if (std::strcmp(argv[i], "--ceiling") == 0) {
+      ceiling = true;
     } else if (std::strcmp(argv[i], "--sweep") == 0) {
       sweep = true;
     } else {
-      std::fprintf(stderr, "usage: prefill_check [--check] [--bench] [--sweep]\n");
+      std::fprintf(stderr,
+                   "usage: prefill_check [--check] [--bench] [--ceiling] [--sweep] | --compile\n");
       return 2;
     }
   }
@@ -519,6 +708,7 @@ int main(int argc, char** argv) {
     int failures = 0;
     if (check) failures = check_all(ctx);
     if (bench) bench_all(ctx);
+    if (ceiling && ceiling_all(ctx) == 0) ++failures;
     if (sweep) failures += sweep_all(ctx);
     return failures == 0 ? 0 : 1;
   } catch (const std::exception& e) {

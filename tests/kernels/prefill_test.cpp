@@ -566,8 +566,11 @@ TEST(PrefillPath, CooperativeMatricesWhereTheTargetHasThem) {
   tessel::target wide_subgroups = tessel::targets::nvidia;
   wide_subgroups.subgroup_size = 64;
   EXPECT_FALSE(kernels::prefill_coopmat_supported(wide_subgroups, 128));
+  // Supported exactly where the default tiles' shared memory fits.
   tessel::target small_shared = tessel::targets::nvidia;
-  small_shared.shared_memory_bytes = 32768;
+  small_shared.shared_memory_bytes =
+      kernels::coopmat_prefill_shared_bytes(128, kernels::coopmat_prefill_tiles_for(128));
   EXPECT_TRUE(kernels::prefill_coopmat_supported(small_shared, 128));
-  EXPECT_FALSE(kernels::prefill_coopmat_supported(small_shared, 256));
+  --small_shared.shared_memory_bytes;
+  EXPECT_FALSE(kernels::prefill_coopmat_supported(small_shared, 128));
 }

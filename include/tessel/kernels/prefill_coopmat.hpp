@@ -50,36 +50,60 @@ inline constexpr std::uint32_t coopmat_prefill_lanes = 32;
 inline constexpr std::uint32_t coopmat_prefill_tile = 16;
 
 // `subgroups` subgroups (4 or 8) share the work of a workgroup as
-// `subgroups / split` groups of 16 query rows, each row group's head dim
-// split among `split` subgroups (each holds Q and O for 16 rows x D / split
-// dims in matrix registers); `keys` keys per K/V tile in shared memory.
-// `prefetch`: the next tile's K (and the current tile's V) are loaded into
-// registers while the current tile's products run, at the cost of
-// registers, instead of loading K and V together between tiles.
+// `subgroups / split` groups of 16 * row_blocks query rows, each row group's
+// head dim split among `split` subgroups (each holds Q and O for 16 *
+// row_blocks rows x D / split dims in matrix registers); `keys` keys per
+// K/V tile in shared memory. Two row blocks per subgroup use each K and V
+// fragment read from shared memory twice. `prefetch`: the next tile's K
+// (and the current tile's V) are loaded into registers while the current
+// tile's products run, at the cost of registers, instead of loading K and V
+// together between tiles. `one_kv_buffer` (with prefetch): V is stored over
+// K once every subgroup is done with the scores and K over V after P V, so
+// K and V take half the shared memory, at the cost of workgroup barriers
+// where a row group of one subgroup needs only subgroup barriers.
+// `register_softmax` (split 1): scores, softmax and the O rescale stay in
+// matrix registers where the device lays fragments out as NVIDIA's mma
+// accumulators (checked in the kernel; elsewhere it takes the shared-memory
+// path).
 struct coopmat_prefill_tiles {
   std::uint32_t split = 1;
   std::uint32_t keys = 16;
   std::uint32_t subgroups = 4;
   bool prefetch = false;
+  std::uint32_t row_blocks = 1;
+  bool one_kv_buffer = false;
+  bool register_softmax = false;
   friend constexpr bool operator==(const coopmat_prefill_tiles&,
                                    const coopmat_prefill_tiles&) = default;
 };
 
-// Shared memory of a tile shape: K and V tiles as f16 with rows padded by 8
-// halves (16 bytes, against bank conflicts), and per subgroup 16 rows of f32
-// scores (padded by 4) and of f16 probabilities (padded by 8).
+// Shared memory of a tile shape: K and V tiles (or one of them) as f16 with
+// rows padded by 8 halves (16 bytes, against bank conflicts), and per
+// subgroup 16 * row_blocks rows of f32 scores (padded by 4) and of f16
+// probabilities (padded by 8).
 constexpr std::uint32_t coopmat_prefill_shared_bytes(std::uint32_t head_dim,
                                                      coopmat_prefill_tiles t) {
-  const std::uint32_t kv = 2 * t.keys * (head_dim + 8) * 2;
-  const std::uint32_t scores = t.subgroups * coopmat_prefill_tile * (t.keys + 4) * 4;
-  const std::uint32_t probabilities = t.subgroups * coopmat_prefill_tile * (t.keys + 8) * 2;
+  const std::uint32_t rows = coopmat_prefill_tile * t.row_blocks;
+  const std::uint32_t kv = (t.one_kv_buffer ? 1 : 2) * t.keys * (head_dim + 8) * 2;
+  const std::uint32_t scores = t.subgroups * rows * (t.keys + 4) * 4;
+  const std::uint32_t probabilities = t.subgroups * rows * (t.keys + 8) * 2;
   return kv + scores + probabilities;
 }
 
-// At most 128 dims per subgroup, so Q (8 f16 fragments) and O (8 f32
-// fragments) stay in registers; the most keys per tile (64, 32 or 16) that
-// fit NVIDIA's 48 KiB of shared memory.
+// The head dims of the issue's shapes take the fastest tiles of
+// bench/prefill_check --sweep on the H100 (docs/perf/prefill_coopmat.md).
+// Others: at most 128 dims per subgroup, so Q (8 f16 fragments) and O (8
+// f32 fragments) stay in registers; the most keys per tile (64, 32 or 16)
+// that fit NVIDIA's 48 KiB of shared memory.
 constexpr coopmat_prefill_tiles coopmat_prefill_tiles_for(std::uint32_t head_dim) {
+  if (head_dim == 64)
+    return {.split = 1, .keys = 64, .subgroups = 4, .prefetch = true, .register_softmax = true};
+  if (head_dim == 128)
+    return {.split = 1, .keys = 32, .subgroups = 4, .prefetch = true, .row_blocks = 2};
+  if (head_dim == 256)
+    return {.split = 2, .keys = 32, .subgroups = 8, .prefetch = true, .one_kv_buffer = true};
+  if (head_dim == 512)
+    return {.split = 2, .keys = 16, .subgroups = 8, .prefetch = true, .one_kv_buffer = true};
   coopmat_prefill_tiles t;
   t.split = head_dim <= 128 ? 1 : head_dim <= 256 ? 2 : 4;
   for (std::uint32_t keys : {64u, 32u, 16u}) {
@@ -142,19 +166,21 @@ inline constexpr std::string_view prefill_coopmat_main = R"glsl(
 #define F16_TILE fcoopmatNV<16, SUBGROUP_SCOPE, 16, 16>
 #define F32_TILE fcoopmatNV<32, SUBGROUP_SCOPE, 16, 16>
 
-// K (rows 0 .. BK-1) and V (from V_OFFSET) tiles as f16, TILE_STRIDE
-// 16-byte chunks per row; Q is staged here once before the first K tile.
-shared uvec4 kv_tile[2u * BK * TILE_STRIDE];
-// Per subgroup: 16 rows of partial scores, also the scratch through which
+// K (rows 0 .. BK-1) and V (from V_OFFSET: BK rows on, or over K with
+// ONE_KV_BUFFER) tiles as f16, TILE_STRIDE 16-byte chunks per row; Q is
+// staged here once before the first K tile.
+shared uvec4 kv_tile[KV_ROWS * TILE_STRIDE];
+// Per subgroup: ROWS rows of partial scores, also the scratch through which
 // the O fragments are rescaled and stored.
-shared float s_tile[SUBGROUPS * 16u * S_STRIDE];
-// Per subgroup: 16 rows of probabilities.
-shared float16_t p_tile[SUBGROUPS * 16u * P_STRIDE];
+shared float s_tile[SUBGROUPS * ROWS * S_STRIDE];
+// Per subgroup: ROWS rows of probabilities.
+shared float16_t p_tile[SUBGROUPS * ROWS * P_STRIDE];
 
 // Shared-memory writes become visible to the subgroups that read them: the
-// row group's SPLIT subgroups.
+// row group's SPLIT subgroups (all of them where K and V share a buffer, so
+// that the barrier also orders the tile's reads and writes).
 void sync_row_group() {
-  if (SPLIT > 1u) {
+  if (SPLIT > 1u || ONE_KV_BUFFER) {
     barrier();
   } else {
     subgroupMemoryBarrierShared();
@@ -221,17 +247,17 @@ void main() {
   const uint tid = gl_LocalInvocationIndex;
   const uint subgroup = gl_SubgroupID;
   const uint lane = gl_SubgroupInvocationID;
-  // Subgroup s takes rows 16 * (s / SPLIT) .. +15 of the tile and dims
-  // DS * (s % SPLIT) .. +DS-1 of Q and O.
+  // Subgroup s takes rows ROWS * (s / SPLIT) .. +ROWS-1 of the tile (RB
+  // blocks of 16) and dims DS * (s % SPLIT) .. +DS-1 of Q and O.
   const uint row_group = subgroup / SPLIT;
   const uint first_dim = (subgroup % SPLIT) * DS;
-  const uint first_row = query_tile * BQ + row_group * 16u;
-  // The softmax runs on two lanes per row, each on every other key of the
-  // tile, starting one pair of keys later in rows 8-15 than in rows 0-7:
-  // with rows S_STRIDE = 4 mod 8 words apart, the 32 lanes then read 32
-  // distinct banks of the scores and 16 distinct words of the probabilities.
-  const uint softmax_row = lane >> 1u;
-  const uint first_col = (lane & 1u) + 2u * (softmax_row >> 3u);
+  const uint first_row = query_tile * BQ + row_group * ROWS;
+  // The softmax runs on ROW_LANES (32 / ROWS: 2 or 1) lanes per row, each on
+  // every ROW_LANES-th key of the tile, starting ROW_LANES keys later in
+  // each next 8 rows: with rows S_STRIDE = 4 mod 8 words apart, the 32 lanes
+  // then read 32 distinct banks of the scores.
+  const uint softmax_row = lane / ROW_LANES;
+  const uint first_col = lane % ROW_LANES + ROW_LANES * (softmax_row >> 3u);
   const uint row = first_row + softmax_row;
 
   // Offsets are 32-bit (the host checks every buffer's element count fits)
@@ -249,12 +275,12 @@ void main() {
   const uint mask_base =
       batch * uint(params.mask_strides[0]) + head * uint(params.mask_strides[1]);
 
-  // Q to matrix registers through shared memory, 2 BK rows at a time; rows
-  // past query_len are zero and never stored. The softmax scale is applied
-  // to the f32 scores.
-  F16_TILE q[QF];
-  for (uint first_staged = 0u; first_staged < BQ; first_staged += 2u * BK) {
-    const uint staged_rows = min(2u * BK, BQ - first_staged);
+  // Q to matrix registers through shared memory, KV_ROWS rows at a time;
+  // rows past query_len are zero and never stored. The softmax scale is
+  // applied to the f32 scores. q[RB * QF]: block b, fragment f at b * QF + f.
+  F16_TILE q[RB * QF];
+  for (uint first_staged = 0u; first_staged < BQ; first_staged += KV_ROWS) {
+    const uint staged_rows = min(KV_ROWS, BQ - first_staged);
     for (uint c = tid; c < staged_rows * ROW_CHUNKS; c += THREADS) {
       const uint r = query_tile * BQ + first_staged + c / ROW_CHUNKS;
       uvec4 chunk = uvec4(0u);
@@ -263,22 +289,25 @@ void main() {
       kv_tile[(c / ROW_CHUNKS) * TILE_STRIDE + c % ROW_CHUNKS] = chunk;
     }
     barrier();
-    const uint local_row = row_group * 16u - first_staged;
-    if (row_group * 16u >= first_staged && local_row < staged_rows)
-      [[unroll]] for (uint f = 0u; f < QF; ++f)
-        coopMatLoadNV(q[f], kv_tile, local_row * TILE_STRIDE + (first_dim + 16u * f) / 8u,
-                      TILE_STRIDE, false);
+    [[unroll]] for (uint b = 0u; b < RB; ++b) {
+      const uint block_row = row_group * ROWS + 16u * b;
+      if (block_row >= first_staged && block_row - first_staged < staged_rows)
+        [[unroll]] for (uint f = 0u; f < QF; ++f)
+          coopMatLoadNV(q[b * QF + f], kv_tile,
+                        (block_row - first_staged) * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                        TILE_STRIDE, false);
+    }
     barrier();
   }
 
-  F32_TILE o[QF];
-  [[unroll]] for (uint f = 0u; f < QF; ++f) o[f] = F32_TILE(0.0);
+  F32_TILE o[RB * QF];
+  [[unroll]] for (uint f = 0u; f < RB * QF; ++f) o[f] = F32_TILE(0.0);
   const float q_scale = params.scale * LOG2E;
   // The max the exponents are taken against; it moves only when a tile's
   // max exceeds it by more than RESCALE_SLACK, so O is rescaled a few times
   // per row rather than whenever the max rises.
   float row_max = MAX_SENTINEL;
-  float row_sum = 0.0;  // this lane's half of the row; both halves are added at the end
+  float row_sum = 0.0;  // this lane's share of the row; the shares are added at the end
 
   // Causal: no row of this tile attends a key past its last row's position.
   uint tile_end = (key_len + BK - 1u) / BK;
@@ -297,8 +326,42 @@ void main() {
   const uint blk_first_row = query_tile * (BQ / BLK_ROWS);
   const uint blk_end_row = min(blk_first_row + BQ / BLK_ROWS, blk_query_tiles);
 
-  const uint s_base = subgroup * 16u * S_STRIDE;
-  const uint p_base = subgroup * 16u * P_STRIDE;
+  const uint s_base = subgroup * ROWS * S_STRIDE;
+  const uint p_base = subgroup * ROWS * P_STRIDE;
+
+  // REGISTER_SOFTMAX: where the 16x16 f32 fragments lay out as NVIDIA's
+  // mma accumulators (element e of lane l in row l / 4 or l / 4 + 8, so the
+  // four lanes of a quad hold two whole rows), the softmax runs on the
+  // score fragments in registers and their f16 conversion is P. The layout
+  // is read from a fragment loaded from the row-major indices 0 .. 255;
+  // elsewhere the scores go through shared memory.
+  uint element_row[8], element_col[8];
+  bool quad_layout = false;
+  if (REGISTER_SOFTMAX) {
+    [[unroll]] for (uint e = 0u; e < 8u; ++e)
+      s_tile[s_base + lane + 32u * e] = float(lane + 32u * e);
+    sync_subgroup();
+    F32_TILE indices;
+    coopMatLoadNV(indices, s_tile, s_base, 16u, false);
+    bool matches = indices.length() == 8;
+    [[unroll]] for (uint e = 0u; e < 8u; ++e) {
+      const uint at = matches ? uint(indices[e]) : 0u;
+      element_row[e] = at / 16u;
+      element_col[e] = at % 16u;
+      matches = matches && element_row[e] % 8u == lane >> 2u;
+    }
+    quad_layout = subgroupMin(matches ? 1u : 0u) == 1u;
+    sync_subgroup();
+  }
+  // The register softmax's statistics: per row block, the rows lane / 4
+  // (lo) and lane / 4 + 8 (hi); the sums are this lane's share of its quad.
+  float max_lo[RB], max_hi[RB], sum_lo[RB], sum_hi[RB];
+  [[unroll]] for (uint b = 0u; b < RB; ++b) {
+    max_lo[b] = MAX_SENTINEL;
+    max_hi[b] = MAX_SENTINEL;
+    sum_lo[b] = 0.0;
+    sum_hi[b] = 0.0;
+  }
 
   // An invocation's share of a K or V tile as loaded from memory.
   uvec4 staged[STAGE_CHUNKS];
@@ -330,76 +393,168 @@ void main() {
     }
     barrier();
 
-    // Scores over this subgroup's dims: S = Q K^T, K^T read column-major.
-    [[unroll]] for (uint kb = 0u; kb < KF; ++kb) {
-      F32_TILE s = F32_TILE(0.0);
-      [[unroll]] for (uint f = 0u; f < QF; ++f) {
-        F16_TILE k_t;
-        coopMatLoadNV(k_t, kv_tile, kb * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
-                      TILE_STRIDE, true);
-        s = coopMatMulAddNV(q[f], k_t, s);
-      }
-      coopMatStoreNV(s, s_tile, s_base + 16u * kb, S_STRIDE, false);
-    }
-    sync_row_group();
-
-    // Online softmax, base 2: the row group's partial scores summed, scaled
-    // and masked; every subgroup of the row group keeps the same statistics.
     const bool add_mask = has_mask && tile_class == 1u;
-    float score[BK / 2u];
-    float tile_max = neg_inf;
-    [[unroll]] for (uint j = 0u; j < BK / 2u; ++j) {
-      const uint col = (first_col + 2u * j) % BK;
-      const uint key = first_key + col;
-      float sum = 0.0;
-      [[unroll]] for (uint part = 0u; part < SPLIT; ++part)
-        sum += s_tile[((row_group * SPLIT + part) * 16u + softmax_row) * S_STRIDE + col];
-      sum *= q_scale;
-      if (!align_K && key >= key_len) {
-        sum = neg_inf;
-      } else {
-        if (do_causal && key > row + query_offset) sum = neg_inf;
-        if (add_mask && (align_Q || row < query_len))
-          sum = masked_score(sum, mask_base + row * mask_row_stride + key);
+    F16_TILE p[RB * KF];
+    if (quad_layout) {
+      // Scores in registers: s[b * KF + kb] is row block b, keys 16 kb ..
+      F32_TILE s[RB * KF];
+      [[unroll]] for (uint i = 0u; i < RB * KF; ++i) s[i] = F32_TILE(0.0);
+      [[unroll]] for (uint kb = 0u; kb < KF; ++kb)
+        [[unroll]] for (uint f = 0u; f < QF; ++f) {
+          F16_TILE k_t;
+          coopMatLoadNV(k_t, kv_tile, kb * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                        TILE_STRIDE, true);
+          [[unroll]] for (uint b = 0u; b < RB; ++b)
+            s[b * KF + kb] = coopMatMulAddNV(q[b * QF + f], k_t, s[b * KF + kb]);
+        }
+      if (ONE_KV_BUFFER) {
+        barrier();
+        deposit(V_OFFSET, staged);
       }
-      score[j] = sum;
-      tile_max = max(tile_max, sum);
-    }
-    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    // A row that has attended nothing yet (max still the sentinel) has O = 0
-    // and sum 0: nothing to rescale.
-    float correction = 1.0;
-    if (tile_max > row_max + RESCALE_SLACK) {
-      if (row_max != MAX_SENTINEL) correction = exp2(row_max - tile_max);
-      row_max = tile_max;
-    }
-    // The sum is taken of the f16 probabilities P V multiplies.
-    float tile_sum = 0.0;
-    [[unroll]] for (uint j = 0u; j < BK / 2u; ++j) {
-      const float16_t p = float16_t(exp2(score[j] - row_max));
-      tile_sum += float(p);
-      p_tile[p_base + softmax_row * P_STRIDE + (first_col + 2u * j) % BK] = p;
-    }
-    row_sum = row_sum * correction + tile_sum;
-    // Also: every subgroup of the row group is done reading the scores, so
-    // its own may be overwritten below.
-    sync_row_group();
+      [[unroll]] for (uint b = 0u; b < RB; ++b) {
+        float tile_lo = neg_inf, tile_hi = neg_inf;
+        [[unroll]] for (uint kb = 0u; kb < KF; ++kb)
+          [[unroll]] for (uint e = 0u; e < 8u; ++e) {
+            const uint r = first_row + 16u * b + element_row[e];
+            const uint key = first_key + 16u * kb + element_col[e];
+            float x = s[b * KF + kb][e] * q_scale;
+            if (!align_K && key >= key_len) {
+              x = neg_inf;
+            } else {
+              if (do_causal && key > r + query_offset) x = neg_inf;
+              if (add_mask && (align_Q || r < query_len))
+                x = masked_score(x, mask_base + r * mask_row_stride + key);
+            }
+            s[b * KF + kb][e] = x;
+            if (element_row[e] < 8u) {
+              tile_lo = max(tile_lo, x);
+            } else {
+              tile_hi = max(tile_hi, x);
+            }
+          }
+        tile_lo = max(tile_lo, subgroupShuffleXor(tile_lo, 1u));
+        tile_lo = max(tile_lo, subgroupShuffleXor(tile_lo, 2u));
+        tile_hi = max(tile_hi, subgroupShuffleXor(tile_hi, 1u));
+        tile_hi = max(tile_hi, subgroupShuffleXor(tile_hi, 2u));
+        float correction_lo = 1.0, correction_hi = 1.0;
+        if (tile_lo > max_lo[b] + RESCALE_SLACK) {
+          if (max_lo[b] != MAX_SENTINEL) correction_lo = exp2(max_lo[b] - tile_lo);
+          max_lo[b] = tile_lo;
+        }
+        if (tile_hi > max_hi[b] + RESCALE_SLACK) {
+          if (max_hi[b] != MAX_SENTINEL) correction_hi = exp2(max_hi[b] - tile_hi);
+          max_hi[b] = tile_hi;
+        }
+        float tile_sum_lo = 0.0, tile_sum_hi = 0.0;
+        [[unroll]] for (uint kb = 0u; kb < KF; ++kb) {
+          [[unroll]] for (uint e = 0u; e < 8u; ++e) {
+            const bool lo = element_row[e] < 8u;
+            const float row_max_there = lo ? max_lo[b] : max_hi[b];
+            const float pr = float(float16_t(exp2(s[b * KF + kb][e] - row_max_there)));
+            s[b * KF + kb][e] = pr;
+            if (lo) {
+              tile_sum_lo += pr;
+            } else {
+              tile_sum_hi += pr;
+            }
+          }
+          p[b * KF + kb] = F16_TILE(s[b * KF + kb]);
+        }
+        sum_lo[b] = sum_lo[b] * correction_lo + tile_sum_lo;
+        sum_hi[b] = sum_hi[b] * correction_hi + tile_sum_hi;
+        if (subgroupMin(min(correction_lo, correction_hi)) < 1.0)
+          [[unroll]] for (uint f = 0u; f < QF; ++f)
+            [[unroll]] for (uint e = 0u; e < 8u; ++e)
+              o[b * QF + f][e] *= element_row[e] < 8u ? correction_lo : correction_hi;
+      }
+      // ONE_KV_BUFFER: V visible.
+      if (ONE_KV_BUFFER) barrier();
+    } else {
+      // Scores over this subgroup's dims: S = Q K^T, K^T read column-major,
+      // each K fragment used by every row block.
+      [[unroll]] for (uint kb = 0u; kb < KF; ++kb) {
+        F32_TILE s[RB];
+        [[unroll]] for (uint b = 0u; b < RB; ++b) s[b] = F32_TILE(0.0);
+        [[unroll]] for (uint f = 0u; f < QF; ++f) {
+          F16_TILE k_t;
+          coopMatLoadNV(k_t, kv_tile, kb * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
+                        TILE_STRIDE, true);
+          [[unroll]] for (uint b = 0u; b < RB; ++b)
+            s[b] = coopMatMulAddNV(q[b * QF + f], k_t, s[b]);
+        }
+        [[unroll]] for (uint b = 0u; b < RB; ++b)
+          coopMatStoreNV(s[b], s_tile, s_base + 16u * b * S_STRIDE + 16u * kb, S_STRIDE, false);
+      }
+      sync_row_group();
+      // ONE_KV_BUFFER: every subgroup is done with K; V over it, made visible
+      // by the barrier after the softmax.
+      if (ONE_KV_BUFFER) deposit(V_OFFSET, staged);
 
-    // Rows whose max moved: O *= correction. A fragment's element order is
-    // opaque, so each goes through this subgroup's score scratch, row-major:
-    // element lane + 32 e sits in row lane / 16 + 2 e.
-    if (subgroupMin(correction) < 1.0) {
-      float row_scale[8];
-      [[unroll]] for (uint e = 0u; e < 8u; ++e)
-        row_scale[e] = subgroupShuffle(correction, 2u * ((lane >> 4u) + 2u * e));
-      [[unroll]] for (uint f = 0u; f < QF; ++f) {
-        coopMatStoreNV(o[f], s_tile, s_base, 16u, false);
-        sync_subgroup();
-        [[unroll]] for (uint e = 0u; e < 8u; ++e) s_tile[s_base + lane + 32u * e] *= row_scale[e];
-        sync_subgroup();
-        coopMatLoadNV(o[f], s_tile, s_base, 16u, false);
-        sync_subgroup();
+      // Online softmax, base 2: the row group's partial scores summed, scaled
+      // and masked; every subgroup of the row group keeps the same statistics.
+      float score[BK / ROW_LANES];
+      float tile_max = neg_inf;
+      [[unroll]] for (uint j = 0u; j < BK / ROW_LANES; ++j) {
+        const uint col = (first_col + ROW_LANES * j) % BK;
+        const uint key = first_key + col;
+        float sum = 0.0;
+        [[unroll]] for (uint part = 0u; part < SPLIT; ++part)
+          sum += s_tile[((row_group * SPLIT + part) * ROWS + softmax_row) * S_STRIDE + col];
+        sum *= q_scale;
+        if (!align_K && key >= key_len) {
+          sum = neg_inf;
+        } else {
+          if (do_causal && key > row + query_offset) sum = neg_inf;
+          if (add_mask && (align_Q || row < query_len))
+            sum = masked_score(sum, mask_base + row * mask_row_stride + key);
+        }
+        score[j] = sum;
+        tile_max = max(tile_max, sum);
       }
+      if (ROW_LANES == 2u) tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+      // A row that has attended nothing yet (max still the sentinel) has O = 0
+      // and sum 0: nothing to rescale.
+      float correction = 1.0;
+      if (tile_max > row_max + RESCALE_SLACK) {
+        if (row_max != MAX_SENTINEL) correction = exp2(row_max - tile_max);
+        row_max = tile_max;
+      }
+      // The sum is taken of the f16 probabilities P V multiplies.
+      float tile_sum = 0.0;
+      [[unroll]] for (uint j = 0u; j < BK / ROW_LANES; ++j) {
+        const float16_t p = float16_t(exp2(score[j] - row_max));
+        tile_sum += float(p);
+        p_tile[p_base + softmax_row * P_STRIDE + (first_col + ROW_LANES * j) % BK] = p;
+      }
+      row_sum = row_sum * correction + tile_sum;
+      // Also: every subgroup of the row group is done reading the scores, so
+      // its own may be overwritten below.
+      sync_row_group();
+
+      // Rows whose max moved: O *= correction. A fragment's element order is
+      // opaque, so each goes through this subgroup's score scratch, row-major:
+      // element lane + 32 e of block b sits in row 16 b + lane / 16 + 2 e.
+      if (subgroupMin(correction) < 1.0) {
+        [[unroll]] for (uint b = 0u; b < RB; ++b) {
+          float row_scale[8];
+          [[unroll]] for (uint e = 0u; e < 8u; ++e)
+            row_scale[e] =
+                subgroupShuffle(correction, ROW_LANES * (16u * b + (lane >> 4u) + 2u * e));
+          [[unroll]] for (uint f = 0u; f < QF; ++f) {
+            coopMatStoreNV(o[b * QF + f], s_tile, s_base, 16u, false);
+            sync_subgroup();
+            [[unroll]] for (uint e = 0u; e < 8u; ++e)
+              s_tile[s_base + lane + 32u * e] *= row_scale[e];
+            sync_subgroup();
+            coopMatLoadNV(o[b * QF + f], s_tile, s_base, 16u, false);
+            sync_subgroup();
+          }
+        }
+      }
+      [[unroll]] for (uint b = 0u; b < RB; ++b)
+        [[unroll]] for (uint kb = 0u; kb < KF; ++kb)
+          coopMatLoadNV(p[b * KF + kb], p_tile, p_base + 16u * b * P_STRIDE + 16u * kb, P_STRIDE,
+                        false);
     }
 
     // The next tile with a cell attended.
@@ -409,55 +564,67 @@ void main() {
       next_class = tile_class_of(next_tile, blk_plane, blk_first_row, blk_end_row);
       if (next_class != 0u) break;
     }
-    // PREFETCH: V to shared memory, and the next K's loads in flight during
-    // P V; the barrier makes V visible and frees the K tile.
-    if (PREFETCH) {
-      deposit(V_OFFSET, staged);
-      if (next_tile < tile_end) fetch(false, next_tile * BK, k_base, k_row_stride, staged);
-      barrier();
-    }
+    // PREFETCH: the next K's loads in flight during P V; with two buffers V
+    // goes to shared memory first, and the barrier makes it visible and
+    // frees the K tile.
+    if (PREFETCH && !ONE_KV_BUFFER) deposit(V_OFFSET, staged);
+    if (PREFETCH && next_tile < tile_end)
+      fetch(false, next_tile * BK, k_base, k_row_stride, staged);
+    if (PREFETCH && !ONE_KV_BUFFER) barrier();
 
-    // O += P V.
-    F16_TILE p[KF];
-    [[unroll]] for (uint kb = 0u; kb < KF; ++kb)
-      coopMatLoadNV(p[kb], p_tile, p_base + 16u * kb, P_STRIDE, false);
+    // O += P V, each V fragment used by every row block.
     [[unroll]] for (uint f = 0u; f < QF; ++f)
       [[unroll]] for (uint kb = 0u; kb < KF; ++kb) {
         F16_TILE v_t;
         coopMatLoadNV(v_t, kv_tile, V_OFFSET + kb * 16u * TILE_STRIDE + (first_dim + 16u * f) / 8u,
                       TILE_STRIDE, false);
-        o[f] = coopMatMulAddNV(p[kb], v_t, o[f]);
+        [[unroll]] for (uint b = 0u; b < RB; ++b)
+          o[b * QF + f] = coopMatMulAddNV(p[b * KF + kb], v_t, o[b * QF + f]);
       }
     // PREFETCH: the next K to shared memory (the barrier at the top of the
-    // loop makes it visible and frees V). Else every subgroup is done with
-    // K and V before the next tile overwrites them.
-    if (PREFETCH) {
-      if (next_tile < tile_end) deposit(0u, staged);
-    } else {
-      barrier();
-    }
+    // loop makes it visible and frees V), with one buffer once every
+    // subgroup is done with V. Else every subgroup is done with K and V
+    // before the next tile overwrites them.
+    if (!PREFETCH || ONE_KV_BUFFER) barrier();
+    if (PREFETCH && next_tile < tile_end) deposit(0u, staged);
     key_tile = next_tile;
     tile_class = next_class;
   }
 
   // O / row sum, row-major through the scratch. The one guard: a row that
   // attended nothing has sum 0 and gives zeros.
-  const float total = row_sum + subgroupShuffleXor(row_sum, 1u);
-  float row_total[8];
-  [[unroll]] for (uint e = 0u; e < 8u; ++e)
-    row_total[e] = subgroupShuffle(total, 2u * ((lane >> 4u) + 2u * e));
-  [[unroll]] for (uint f = 0u; f < QF; ++f) {
-    coopMatStoreNV(o[f], s_tile, s_base, 16u, false);
-    sync_subgroup();
-    [[unroll]] for (uint e = 0u; e < 8u; ++e) {
-      const uint i = lane + 32u * e;
-      const uint r = first_row + i / 16u;
-      if (align_Q || r < query_len) {
-        const float value = row_total[e] == 0.0 ? 0.0 : s_tile[s_base + i] / row_total[e];
-        O[o_base + r * o_row_stride + first_dim + 16u * f + i % 16u] = FLOAT_TO_ELEMENT(value);
-      }
+  // With the register softmax O is divided in registers first.
+  const float total = ROW_LANES == 2u ? row_sum + subgroupShuffleXor(row_sum, 1u) : row_sum;
+  [[unroll]] for (uint b = 0u; b < RB; ++b) {
+    float row_total[8];
+    if (quad_layout) {
+      float total_lo = sum_lo[b] + subgroupShuffleXor(sum_lo[b], 1u);
+      total_lo += subgroupShuffleXor(total_lo, 2u);
+      float total_hi = sum_hi[b] + subgroupShuffleXor(sum_hi[b], 1u);
+      total_hi += subgroupShuffleXor(total_hi, 2u);
+      [[unroll]] for (uint f = 0u; f < QF; ++f)
+        [[unroll]] for (uint e = 0u; e < 8u; ++e) {
+          const float t = element_row[e] < 8u ? total_lo : total_hi;
+          o[b * QF + f][e] = t == 0.0 ? 0.0 : o[b * QF + f][e] / t;
+        }
+      [[unroll]] for (uint e = 0u; e < 8u; ++e) row_total[e] = 1.0;
+    } else {
+      [[unroll]] for (uint e = 0u; e < 8u; ++e)
+        row_total[e] = subgroupShuffle(total, ROW_LANES * (16u * b + (lane >> 4u) + 2u * e));
     }
-    sync_subgroup();
+    [[unroll]] for (uint f = 0u; f < QF; ++f) {
+      coopMatStoreNV(o[b * QF + f], s_tile, s_base, 16u, false);
+      sync_subgroup();
+      [[unroll]] for (uint e = 0u; e < 8u; ++e) {
+        const uint i = lane + 32u * e;
+        const uint r = first_row + 16u * b + i / 16u;
+        if (align_Q || r < query_len) {
+          const float value = row_total[e] == 0.0 ? 0.0 : s_tile[s_base + i] / row_total[e];
+          O[o_base + r * o_row_stride + first_dim + 16u * f + i % 16u] = FLOAT_TO_ELEMENT(value);
+        }
+      }
+      sync_subgroup();
+    }
   }
 }
 )glsl";
@@ -468,23 +635,27 @@ void main() {
 // (as prefill<D, T, M>), with tile shape Tiles.
 //
 // Work split: a workgroup of 4 or 8 32-lane subgroups takes BQ = 16 *
-// subgroups / split query rows of one (batch, head); each subgroup holds Q
-// and the O accumulators of 16 rows x D / split dims as 16x16 fragments. K
-// and V tiles of BK keys are staged in shared memory as f16 with 16-byte
-// loads (with `prefetch`, each one tile phase ahead in registers). Per tile
-// each subgroup computes its partial scores S = Q K^T into shared memory, the
-// online softmax (two lanes per row) sums the row group's partials and
-// writes the probabilities as f16, the accumulators are rescaled through
-// shared memory when a row's running max moved (by more than RESCALE_SLACK,
-// rarely), and O += P V. Fully masked tiles are skipped (causal bound, tile
-// classes).
+// row_blocks * subgroups / split query rows of one (batch, head); each
+// subgroup holds Q and the O accumulators of 16 * row_blocks rows x D /
+// split dims as 16x16 fragments. K and V tiles of BK keys are staged in
+// shared memory as f16 with 16-byte loads (with `prefetch`, each one tile
+// phase ahead in registers; with `one_kv_buffer`, V over K). Per tile each
+// subgroup computes its partial scores S = Q K^T; with the register softmax
+// they stay in fragments, else they go to shared memory, where the online
+// softmax (one or two lanes per row) sums the row group's partials and
+// writes the probabilities as f16. The accumulators are rescaled (in
+// registers, or through shared memory) when a row's running max moved by
+// more than RESCALE_SLACK, rarely, and O += P V. Fully masked tiles are
+// skipped (causal bound, tile classes).
 template <int D, prefill_element T, prefill_mask_element<T> M = T,
           coopmat_prefill_tiles Tiles = coopmat_prefill_tiles_for(D)>
 struct prefill_coopmat {
   static constexpr int head_dim = D;
   static constexpr coopmat_prefill_tiles tiles = Tiles;
   static constexpr prefill_geometry classes = prefill_geometry_for(D);
-  static constexpr std::uint32_t query_rows = coopmat_prefill_tile * Tiles.subgroups / Tiles.split;
+  static constexpr std::uint32_t subgroup_rows = coopmat_prefill_tile * Tiles.row_blocks;
+  static constexpr std::uint32_t query_rows = subgroup_rows * Tiles.subgroups / Tiles.split;
+  static constexpr std::uint32_t kv_rows = (Tiles.one_kv_buffer ? 1 : 2) * Tiles.keys;
   static constexpr std::uint32_t threads = Tiles.subgroups * coopmat_prefill_lanes;
   static constexpr std::uint32_t dims_per_subgroup = D / Tiles.split;
   static_assert(D >= 16 && D <= 512 && D % 16 == 0,
@@ -493,6 +664,13 @@ struct prefill_coopmat {
                 "prefill_coopmat: subgroups must be 4 or 8");
   static_assert(Tiles.split == 1 || Tiles.split == 2 || Tiles.split == 4,
                 "prefill_coopmat: split must be 1, 2 or 4");
+  static_assert(Tiles.row_blocks == 1 || Tiles.row_blocks == 2,
+                "prefill_coopmat: row_blocks must be 1 or 2");
+  static_assert(!Tiles.register_softmax || Tiles.split == 1,
+                "prefill_coopmat: register_softmax needs split 1 (whole scores per subgroup)");
+  static_assert(!Tiles.one_kv_buffer || Tiles.prefetch,
+                "prefill_coopmat: one_kv_buffer needs prefetch (V waits in registers for K's "
+                "buffer)");
   static_assert(Tiles.keys * (D / 8) % threads == 0,
                 "prefill_coopmat: a K or V tile must be whole 16-byte chunks per invocation");
   static_assert(dims_per_subgroup % coopmat_prefill_tile == 0,
@@ -515,10 +693,13 @@ struct prefill_coopmat {
     } else {
       if constexpr (boolean)
         return tessel::name("prefill_coopmat", type, "d", D, "boolmask", "s", Tiles.split, "k",
-                            Tiles.keys, "w", Tiles.subgroups, "pf", Tiles.prefetch);
+                            Tiles.keys, "w", Tiles.subgroups, "pf", Tiles.prefetch, "r",
+                            Tiles.row_blocks, "kv", Tiles.one_kv_buffer ? 1 : 2, "rs",
+                            Tiles.register_softmax);
       else
         return tessel::name("prefill_coopmat", type, "d", D, "s", Tiles.split, "k", Tiles.keys, "w",
-                            Tiles.subgroups, "pf", Tiles.prefetch);
+                            Tiles.subgroups, "pf", Tiles.prefetch, "r", Tiles.row_blocks, "kv",
+                            Tiles.one_kv_buffer ? 1 : 2, "rs", Tiles.register_softmax);
     }
   }();
   using params = PrefillParams;
@@ -532,16 +713,20 @@ struct prefill_coopmat {
   using geometry = tessel::geometry<
       constant<"D", static_cast<std::uint32_t>(D)>, constant<"SPLIT", Tiles.split>,
       constant<"DS", dims_per_subgroup>, constant<"QF", dims_per_subgroup / coopmat_prefill_tile>,
-      constant<"BQ", query_rows>, constant<"BK", Tiles.keys>,
+      constant<"RB", Tiles.row_blocks>, constant<"ROWS", subgroup_rows>,
+      constant<"ROW_LANES", coopmat_prefill_lanes / subgroup_rows>, constant<"BQ", query_rows>,
+      constant<"BK", Tiles.keys>, constant<"KV_ROWS", kv_rows>,
+      constant<"ONE_KV_BUFFER", Tiles.one_kv_buffer>,
+      constant<"REGISTER_SOFTMAX", Tiles.register_softmax>,
       constant<"KF", Tiles.keys / coopmat_prefill_tile>,
       constant<"ROW_CHUNKS", static_cast<std::uint32_t>(D / 8)>,
       constant<"TILE_STRIDE", static_cast<std::uint32_t>((D + 8) / 8)>,
-      constant<"V_OFFSET", Tiles.keys*(D + 8) / 8>, constant<"S_STRIDE", Tiles.keys + 4>,
-      constant<"P_STRIDE", Tiles.keys + 8>, constant<"BLK_ROWS", classes.query_rows>,
-      constant<"BLK_KEYS", classes.keys>, constant<"SUBGROUPS", Tiles.subgroups>,
-      constant<"THREADS", threads>, constant<"STAGE_CHUNKS", Tiles.keys*(D / 8) / threads>,
-      constant<"PREFETCH", Tiles.prefetch>, constant<"RESCALE_SLACK", 8.0f>,
-      constant<"SUBGROUP_SCOPE", 3>>;  // gl_ScopeSubgroup
+      constant<"V_OFFSET", Tiles.one_kv_buffer ? 0u : Tiles.keys*(D + 8) / 8>,
+      constant<"S_STRIDE", Tiles.keys + 4>, constant<"P_STRIDE", Tiles.keys + 8>,
+      constant<"BLK_ROWS", classes.query_rows>, constant<"BLK_KEYS", classes.keys>,
+      constant<"SUBGROUPS", Tiles.subgroups>, constant<"THREADS", threads>,
+      constant<"STAGE_CHUNKS", Tiles.keys*(D / 8) / threads>, constant<"PREFETCH", Tiles.prefetch>,
+      constant<"RESCALE_SLACK", 8.0f>, constant<"SUBGROUP_SCOPE", 3>>;  // gl_ScopeSubgroup
   using workgroup = tessel::workgroup<coopmat_prefill_lanes, Tiles.subgroups>;
   static constexpr extension extensions =
       extension::cooperative_matrix_nv | extension::explicit_float16 | extension::subgroup_basic |
@@ -558,44 +743,6 @@ struct prefill_coopmat {
            std::string(detail::prefill_coopmat_main);
   }
 };
-
-// Tile shapes besides the default that bench/prefill_check times (--sweep),
-// each within the NVIDIA target's 48 KiB: the default with prefetch; at
-// D = 128 and 256 8 subgroups (twice the query rows per K/V tile, half the
-// keys at D = 256 where the scores' scratch needs it) without and with
-// prefetch; at D = 256 a whole head dim per subgroup (split 1, 64 query
-// rows; the most registers), at D = 512 split 2. (At D = 64 the tile
-// classes' 64 keys leave no room for 8 subgroups' scratch.)
-template <int D>
-inline constexpr auto coopmat_prefill_sweep_tiles = [] {
-  using tiles = coopmat_prefill_tiles;
-  constexpr tiles standard = coopmat_prefill_tiles_for(D);
-  if constexpr (D == 512)
-    return std::array{tiles{4, 16, 4, true}, tiles{2, 16, 4, true}};
-  else if constexpr (D == 256)
-    return std::array{tiles{2, 32, 4, true}, tiles{2, 16, 8, false}, tiles{2, 16, 8, true},
-                      tiles{1, 32, 4, true}};
-  else if constexpr (D == 128)
-    return std::array{tiles{1, 32, 4, true}, tiles{1, 32, 8, false}, tiles{1, 32, 8, true}};
-  else
-    return std::array{tiles{1, standard.keys, 4, true}};
-}();
-
-namespace detail {
-template <int D, prefill_element T, std::size_t... I>
-variant_list<prefill_coopmat<D, T, T, coopmat_prefill_sweep_tiles<D>[I]>...> sweep_variants(
-    std::index_sequence<I...>);
-}  // namespace detail
-
-// The sweep's variants of head dim D and I/O type T (additive mask).
-template <int D, prefill_element T>
-using prefill_coopmat_sweep_variants_d = decltype(detail::sweep_variants<D, T>(
-    std::make_index_sequence<coopmat_prefill_sweep_tiles<D>.size()>{}));
-// Those of the issue's benchmark shapes' head dims and types.
-using prefill_coopmat_sweep_variants = join_variants_t<
-    prefill_coopmat_sweep_variants_d<64, bf16>, prefill_coopmat_sweep_variants_d<128, bf16>,
-    prefill_coopmat_sweep_variants_d<256, bf16>, prefill_coopmat_sweep_variants_d<256, f16>,
-    prefill_coopmat_sweep_variants_d<512, bf16>>;
 
 template <int D>
 using prefill_coopmat_variants_d =
