@@ -524,6 +524,11 @@ struct decode_args {
   }
 };
 
+// How the NWG policy rounds its estimate to a power of two: up for the
+// engine's kernels, down for kernels that want at most one workgroup per
+// compute unit (decode_f16's matrix kernel; docs/perf/decode_f16.md).
+enum class nwg_rounding { up, down };
+
 // How a decode call is split, and the scratch it needs.
 struct decode_plan {
   std::uint32_t nwg = 1;
@@ -570,20 +575,22 @@ void with_heads(std::uint32_t heads, F&& f) {
 // about 2 MiB of cache each (fewer, longer slices are slower to fill the
 // machine; more, shorter ones spend more time in the reduce and in per-slice
 // setup), rounded up to a power of two (on the H100, 16 or 32 slices of a
-// 32768-position cache run up to 1.6x faster than 17), none shorter than the
+// 32768-position cache run up to 1.6x faster than 17; `rounding` down for
+// kernels that say so), none shorter than the
 // longest tile (64 positions), at most max_decode_nwg. Devices that do not
 // report their compute units are assumed to have 16. docs/perf/decode_f16.md
 // has the sweep.
 inline std::uint32_t default_nwg(const vk::device_traits& device,
                                  std::uint64_t workgroups_per_slice, std::uint32_t positions,
-                                 std::uint64_t position_bytes) {
+                                 std::uint64_t position_bytes, nwg_rounding rounding) {
   constexpr std::uint64_t slice_bytes = 2ull << 20, shortest = 64;
   const std::uint64_t units = device.compute_units ? device.compute_units : 16;
   const std::uint64_t to_fill = (units + workgroups_per_slice - 1) / workgroups_per_slice;
   const std::uint64_t by_size = (positions * position_bytes + slice_bytes - 1) / slice_bytes;
   return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
-      std::bit_ceil(std::max(to_fill, by_size)), 1,
-      std::min<std::uint64_t>((positions + shortest - 1) / shortest, max_decode_nwg)));
+      rounding == nwg_rounding::up ? std::bit_ceil(std::max(to_fill, by_size))
+                                   : std::bit_floor(std::max(to_fill, by_size)),
+      1, std::min<std::uint64_t>((positions + shortest - 1) / shortest, max_decode_nwg)));
 }
 
 }  // namespace detail
@@ -593,7 +600,8 @@ inline std::uint32_t default_nwg(const vk::device_traits& device,
 // of `position_bytes` bytes per position and KV head (K and V). Which head
 // dims have a variant, and the cache's own rules, are the op's.
 inline decode_plan plan_decode(std::string_view op, const vk::device_traits& device,
-                               const decode_args& a, std::uint64_t position_bytes) {
+                               const decode_args& a, std::uint64_t position_bytes,
+                               nwg_rounding rounding = nwg_rounding::up) {
   require(a.head_dim > 0 && a.head_dim % 8 == 0, op, "head_dim", a.head_dim,
           "must be a positive multiple of 8");
   require_in_range(op, "batch", a.batch, 1, max_grid_x);
@@ -635,7 +643,7 @@ inline decode_plan plan_decode(std::string_view op, const vk::device_traits& dev
     plan.nwg = a.nwg;
   } else {
     plan.nwg = detail::default_nwg(device, groups_y * a.batch, detail::attended_positions(a),
-                                   position_bytes);
+                                   position_bytes, rounding);
   }
   plan.grid = {plan.nwg, static_cast<std::uint32_t>(groups_y), a.batch};
 
