@@ -143,28 +143,31 @@ using decode_f16_variants =
 //   S[16 x TILE] = Q[16 x D] K^T,   O[16 x D] += P[16 x TILE] V.
 //
 // Precision. The matrix units take f16 operands. K and V are f16 already.
-// Row h of Q holds f16(scale * q_h) and row 8 + h the f16 rounding of what
-// that leaves out, so S[h] + S[8 + h] = scale * <q_h, k> within about 2^-22
-// relative to sum |scale * q_i * k_i| (f16 subnormals add at most 2^-25
-// absolute per element of q); P is split the same way, its rows 8 + h
-// holding what f16 leaves out of the f32 probabilities of row h, and
-// O[h] + O[8 + h] is the output. Products and sums are f32 as in the
-// portable kernel; the tests' tolerance is the same. scale * q must lie
-// within f16's range (|scale * q| <= 65504).
+// Row h of Q holds f16(scale * q_h) and row 8 + h what that leaves out,
+// times 2^12, in f16; S[h] + 2^-12 S[8 + h] = scale * <q_h, k> within about
+// 2^-22 relative to sum |scale * q_i * k_i|. The factor keeps the low part
+// out of f16's subnormals, which the H100 loses (without it the error was
+// that of f16 Q); elements of scale * q below 2^-26 in magnitude are lost
+// (at most that much absolute each). The probabilities are split the same
+// way, the low rows times 2^16 (a probability is at most e^RESCALE_SLACK;
+// below 2^-30 it is lost), and O[h] + 2^-16 O[8 + h] is the output. Products
+// and sums are f32 as in the portable kernel; the tests' tolerance is the
+// same. |scale * q| must stay below 2^14 (the low part's range).
 
 // The lane mapping assumes NVIDIA's 32-lane subgroups.
 inline constexpr std::uint32_t decode_coopmat_lanes = 32;
 
 // A tile shape of the matrix kernel: `positions` positions of K and V per
-// staged tile (16, 32 or 64), `subgroups` subgroups, and the scores' head
-// dim split `score_split` ways among them (each subgroup multiplies D /
+// staged tile (16, 32 or 64), `subgroups` subgroups, the scores' head dim
+// split `score_split` ways among them (each subgroup multiplies D /
 // score_split dims of Q, held in registers, with its column blocks of K^T;
-// the parts are summed by the softmax). In P V each subgroup owns D /
-// subgroups dims of O.
+// the parts are summed by the softmax), and `depth` tiles loaded ahead into
+// registers. In P V each subgroup owns D / subgroups dims of O.
 struct decode_coopmat_tiles {
   std::uint32_t positions = 16;
   std::uint32_t subgroups = 4;
   std::uint32_t score_split = 1;
+  std::uint32_t depth = 1;  // tiles in flight in registers while one is computed on (1 or 2)
   friend constexpr bool operator==(const decode_coopmat_tiles&,
                                    const decode_coopmat_tiles&) = default;
 };
@@ -185,15 +188,16 @@ constexpr std::uint32_t decode_coopmat_shared_bytes(std::uint32_t head_dim,
          16 * (t.positions + 8) * 2 + 3 * max_decode_heads * 4;
 }
 
-// Four subgroups; the most positions (up to 64) whose K and V take at most
-// 256 bytes per invocation in flight (as the engine's tiles); the scores'
-// dims split so that each subgroup holds at most 128 dims of Q (8 f16
-// fragments).
+// The fastest tile shapes of the H100 sweep (docs/perf/decode_f16.md): 16
+// positions (all that fit at D = 512) of 8 subgroups with two tiles in
+// flight at D = 512, of 4 subgroups at D = 256, and 32 positions of 4
+// subgroups below; the scores' dims split so that each subgroup holds at
+// most 64 dims of Q (4 f16 fragments) and the column groups that leaves
+// divide the tile's blocks.
 constexpr decode_coopmat_tiles decode_coopmat_tiles_for(std::uint32_t head_dim) {
-  decode_coopmat_tiles t;
-  t.positions = std::min(64u, 256 * t.subgroups * decode_coopmat_lanes / (4 * head_dim));
-  t.score_split = std::max(1u, head_dim / 128);
-  return t;
+  if (head_dim >= 512) return {16, 8, 8, 2};
+  if (head_dim >= 256) return {16, 4, 4, 1};
+  return {32, 4, std::max(head_dim / 64, 2u), 1};
 }
 
 // Whether a device (its target) runs the matrix kernel at head dim
@@ -210,6 +214,32 @@ inline bool decode_f16_coopmat_supported(const target& t, std::uint32_t head_dim
 }
 
 namespace detail {
+
+// The matrix kernel's tile loaders: `depth` register sets of K and V rows
+// (f16_tile_glsl's loaders key<i> and value<i>), all staged into the
+// padded shared tiles key_tile and value_tile, and load_set / store_set
+// choosing a set.
+inline std::string decode_coopmat_loaders(std::uint32_t depth) {
+  std::string text, load, store;
+  for (std::uint32_t set = 0; set < depth; ++set) {
+    const std::string n = std::to_string(set);
+    text += f16_tile_glsl("key" + n, "keys", "key_tile", true) +
+            f16_tile_glsl("value" + n, "values", "value_tile", true);
+    load += "  if (set == " + n + "u) {\n    load_key" + n +
+            "_tile(cache_head, first, count);\n    load_value" + n +
+            "_tile(cache_head, first, count);\n  }\n";
+    store += "  if (set == " + n + "u) {\n    store_key" + n + "_tile();\n    store_value" + n +
+             "_tile();\n  }\n";
+  }
+  return std::string(R"glsl(
+// The staged K and V tiles, TILE rows of KV_STRIDE 16-byte chunks; Q is
+// staged in the K tile before the first one.
+shared uvec4 key_tile[TILE * KV_STRIDE];
+shared uvec4 value_tile[TILE * KV_STRIDE];
+)glsl") + text +
+         "\nvoid load_set(uint set, uint cache_head, uint first, uint count) {\n" + load +
+         "}\n\nvoid store_set(uint set) {\n" + store + "}\n";
+}
 
 // The matrix kernel's main(); see decode_f16_coopmat below.
 inline constexpr std::string_view decode_coopmat_main = R"glsl(
@@ -247,7 +277,8 @@ void main() {
   workgroup_slice(TILE, slice_begin, slice_end);
 
   // Q as 16 x D f16, staged in the K tile: row h < heads f16(scale * q_h),
-  // row 8 + h the rest; the other rows and all probabilities are zero.
+  // row 8 + h the rest times Q_LOW; the other rows and all probabilities
+  // are zero.
   for (uint c = tid; c < 16u * ROW_CHUNKS; c += THREADS) {
     const uint row = c / ROW_CHUNKS, chunk = c % ROW_CHUNKS, head = row % 8u;
     uvec4 packed = uvec4(0u);
@@ -256,10 +287,10 @@ void main() {
       UNROLL for (uint e = 0u; e < 4u; ++e) {
         const vec2 x = params.scale * vec2(q[at + 2u * e], q[at + 2u * e + 1u]);
         const f16vec2 high = f16vec2(x);
-        packed[e] = packFloat2x16(row < 8u ? high : f16vec2(x - vec2(high)));
+        packed[e] = packFloat2x16(row < 8u ? high : f16vec2((x - vec2(high)) * Q_LOW));
       }
     }
-    key_tile[row * key_tile_STRIDE + chunk] = packed;
+    key_tile[row * KV_STRIDE + chunk] = packed;
   }
   for (uint i = tid; i < 16u * P_STRIDE; i += THREADS) probabilities[i] = float16_t(0.0);
   barrier();
@@ -268,7 +299,7 @@ void main() {
   const uint first_block = sg / SD * CBS;
   F16_TILE query[QF];
   UNROLL for (uint f = 0u; f < QF; ++f)
-    coopMatLoadNV(query[f], key_tile, (score_part * DSP + 16u * f) / 8u, key_tile_STRIDE, false);
+    coopMatLoadNV(query[f], key_tile, (score_part * DSP + 16u * f) / 8u, KV_STRIDE, false);
 
   F32_TILE acc[OF];
   UNROLL for (uint f = 0u; f < OF; ++f) acc[f] = F32_TILE(0.0);
@@ -281,21 +312,21 @@ void main() {
   float running_sum = 0.0;
   const uint scratch = sg * 256u;
 
-  if (slice_begin < slice_end) {
-    load_key_tile(cache_head, slice_begin, min(TILE, slice_end - slice_begin));
-    load_value_tile(cache_head, slice_begin, min(TILE, slice_end - slice_begin));
+  // Tile i of the slice is loaded into register set i % DEPTH, DEPTH tiles
+  // ahead of the one computed on.
+  UNROLL for (uint set = 0u; set < DEPTH; ++set) {
+    const uint first = slice_begin + set * TILE;
+    if (first < slice_end) load_set(set, cache_head, first, min(TILE, slice_end - first));
   }
+  uint set = 0u;
   for (uint tile = slice_begin; tile < slice_end; tile += TILE) {
     const uint count = min(TILE, slice_end - tile);
     barrier();  // Q, the previous tile and the probabilities are no longer read
-    store_key_tile();
-    store_value_tile();
+    store_set(set);
     barrier();
-    const uint next = tile + TILE;
-    if (next < slice_end) {
-      load_key_tile(cache_head, next, min(TILE, slice_end - next));
-      load_value_tile(cache_head, next, min(TILE, slice_end - next));
-    }
+    const uint ahead = tile + DEPTH * TILE;
+    if (ahead < slice_end) load_set(set, cache_head, ahead, min(TILE, slice_end - ahead));
+    set = (set + 1u) % DEPTH;
 
     // Partial scores of this subgroup's dims for its column blocks; K^T is
     // the K tile read column-major.
@@ -304,8 +335,8 @@ void main() {
       F32_TILE s = F32_TILE(0.0);
       UNROLL for (uint f = 0u; f < QF; ++f) {
         F16_TILE key;
-        coopMatLoadNV(key, key_tile, block * 16u * key_tile_STRIDE + (score_part * DSP + 16u * f) / 8u,
-                      key_tile_STRIDE, true);
+        coopMatLoadNV(key, key_tile, block * 16u * KV_STRIDE + (score_part * DSP + 16u * f) / 8u,
+                      KV_STRIDE, true);
         s = coopMatMulAddNV(query[f], key, s);
       }
       coopMatStoreNV(s, scores, score_part * 16u * S_STRIDE + block * 16u, S_STRIDE, false);
@@ -323,7 +354,7 @@ void main() {
         float dot = 0.0;
         UNROLL for (uint part = 0u; part < SD; ++part)
           dot += scores[(part * 16u + softmax_head) * S_STRIDE + column] +
-                 scores[(part * 16u + 8u + softmax_head) * S_STRIDE + column];
+                 scores[(part * 16u + 8u + softmax_head) * S_STRIDE + column] * (1.0 / Q_LOW);
         score[c] = column < count ? logit(dot) : NOT_ATTENDED;
         tile_max = max(tile_max, score[c]);
       }
@@ -339,7 +370,7 @@ void main() {
         const float p = exp(score[c] - running_max);
         const float16_t high = float16_t(p);
         probabilities[softmax_head * P_STRIDE + column] = high;
-        probabilities[(8u + softmax_head) * P_STRIDE + column] = float16_t(p - float(high));
+        probabilities[(8u + softmax_head) * P_STRIDE + column] = float16_t((p - float(high)) * P_LOW);
         running_sum += p;
       }
       if (softmax_lane == 0u) row_scale[softmax_head] = correction;
@@ -371,8 +402,8 @@ void main() {
     UNROLL for (uint f = 0u; f < OF; ++f)
       UNROLL for (uint b = 0u; b < KB; ++b) {
         F16_TILE value;
-        coopMatLoadNV(value, value_tile, b * 16u * value_tile_STRIDE + (sg * DO + 16u * f) / 8u,
-                      value_tile_STRIDE, false);
+        coopMatLoadNV(value, value_tile, b * 16u * KV_STRIDE + (sg * DO + 16u * f) / 8u, KV_STRIDE,
+                      false);
         acc[f] = coopMatMulAddNV(p[b], value, acc[f]);
       }
   }
@@ -385,7 +416,7 @@ void main() {
     }
   }
   barrier();
-  // Output row h = O[h] + O[8 + h], row-major through the scratch.
+  // Output row h = O[h] + O[8 + h] / P_LOW, row-major through the scratch.
   UNROLL for (uint f = 0u; f < OF; ++f) {
     coopMatStoreNV(acc[f], scores, scratch, 16u, false);
     sync_subgroup();
@@ -393,7 +424,7 @@ void main() {
       const uint i = lane + 32u * e, head = i / 16u;
       if (head < heads)
         write_element(first_row + head, sg * DO + 16u * f + i % 16u,
-                      scores[scratch + i] + scores[scratch + 128u + i], head_sum[head]);
+                      scores[scratch + i] + scores[scratch + 128u + i] * (1.0 / P_LOW), head_sum[head]);
     }
     sync_subgroup();
   }
@@ -422,6 +453,8 @@ struct decode_f16_coopmat {
                 "decode_f16_coopmat: head_dim must be a multiple of 16 in [64, 512]");
   static_assert(Tiles.positions == 16 || Tiles.positions == 32 || Tiles.positions == 64,
                 "decode_f16_coopmat: positions per tile must be 16, 32 or 64");
+  static_assert(Tiles.depth == 1 || Tiles.depth == 2,
+                "decode_f16_coopmat: one or two tiles in flight");
   static_assert(Tiles.subgroups == 2 || Tiles.subgroups == 4 || Tiles.subgroups == 8,
                 "decode_f16_coopmat: subgroups must be 2, 4 or 8");
   static_assert(Tiles.subgroups % Tiles.score_split == 0 && blocks % column_groups == 0,
@@ -437,7 +470,7 @@ struct decode_f16_coopmat {
       return tessel::name("decode_f16_coopmat", "d", D);
     else
       return tessel::name("decode_f16_coopmat", "d", D, "n", Tiles.positions, "w", Tiles.subgroups,
-                          "s", Tiles.score_split);
+                          "s", Tiles.score_split, "f", Tiles.depth);
   }();
   using params = VecF16Params;
   using bindings = typename decode_f16<D>::bindings;
@@ -453,6 +486,8 @@ struct decode_f16_coopmat {
       constant<"SCORE_FLOATS", decode_coopmat_score_floats(Tiles)>,
       constant<"P_STRIDE", Tiles.positions + 8>, constant<"SL", softmax_lanes>,
       constant<"CPS", Tiles.positions / softmax_lanes>, constant<"RESCALE_SLACK", 5.5f>,
+      constant<"Q_LOW", 4096.0f>, constant<"P_LOW", 65536.0f>, constant<"DEPTH", Tiles.depth>,
+      constant<"KV_STRIDE", static_cast<std::uint32_t>(D / 8 + 1)>,
       constant<"SUBGROUP_SCOPE", 3>>;  // gl_ScopeSubgroup
   using workgroup = tessel::workgroup<decode_coopmat_lanes, Tiles.subgroups>;
   static constexpr extension extensions =
@@ -464,8 +499,7 @@ struct decode_f16_coopmat {
   }
   static std::string body(const target&) {
     return "#define UNROLL [[unroll]]\n" + std::string(decode_helpers_glsl) +
-           f16_tile_glsl("key", "keys", {}, true) + f16_tile_glsl("value", "values", {}, true) +
-           std::string(detail::decode_coopmat_main);
+           detail::decode_coopmat_loaders(Tiles.depth) + std::string(detail::decode_coopmat_main);
   }
 };
 
@@ -474,11 +508,12 @@ template <int D>
 inline constexpr auto decode_coopmat_sweep_tiles = [] {
   using tiles = decode_coopmat_tiles;
   if constexpr (D == 512)
-    return std::array{tiles{16, 8, 8}, tiles{16, 2, 2}};
+    return std::array{tiles{16, 8, 8, 1}, tiles{16, 4, 4, 2}, tiles{16, 4, 4, 1}};
   else if constexpr (D == 256)
-    return std::array{tiles{32, 8, 4}, tiles{16, 4, 4}, tiles{32, 2, 2}};
+    return std::array{tiles{32, 8, 4, 1}, tiles{32, 4, 2, 1}, tiles{16, 4, 4, 2}};
   else
-    return std::array{tiles{64, 8, 2}, tiles{64, 4, 2}, tiles{32, 4, 2}, tiles{32, 2, 1}};
+    return std::array{tiles{32, 4, 2, 2}, tiles{64, 4, 1, 1}, tiles{64, 8, 2, 1},
+                      tiles{32, 2, 1, 1}, tiles{16, 4, 4, 1}};
 }();
 
 namespace detail {
@@ -498,18 +533,38 @@ using decode_f16_coopmat_sweep_variants = join_variants_t<decode_f16_coopmat_swe
 using decode_f16_coopmat_variants = variant_list<decode_f16_coopmat<64>, decode_f16_coopmat<128>,
                                                  decode_f16_coopmat<256>, decode_f16_coopmat<512>>;
 
+// Whether record_decode_f16 runs the matrix kernel: where the device has
+// it, for 4 or more query heads per workgroup. With 1 or 2 the engine's
+// kernels read each staged row at most twice and were as fast or faster on
+// the H100 (docs/perf/decode_f16.md).
+inline bool decode_f16_runs_coopmat(const target& t, std::uint32_t head_dim,
+                                    std::uint32_t heads_per_group) {
+  return heads_per_group >= 4 && decode_f16_coopmat_supported(t, head_dim);
+}
+
 namespace detail {
 inline constexpr std::string_view decode_op = "decode_f16";
-}  // namespace detail
 
-// Validates the arguments of an f16 decode call and chooses its split.
-inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode_args& a) {
-  constexpr std::string_view op = detail::decode_op;
-  const decode_plan plan = plan_decode(op, device, a, std::uint64_t{4} * a.head_dim);
+// Validates the arguments of an f16 decode call and chooses its split for
+// the engine's kernels or the matrix kernel (which rounds NWG down).
+inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode_args& a,
+                                   bool coopmat) {
+  constexpr std::string_view op = decode_op;
+  const decode_plan plan = plan_decode(op, device, a, std::uint64_t{4} * a.head_dim,
+                                       coopmat ? nwg_rounding::down : nwg_rounding::up);
   require_32bit_indexable(
       op, "keys",
       checked_product(op, "cache size", {a.batch, a.num_kv_heads, a.kv_capacity, a.head_dim}));
   return plan;
+}
+}  // namespace detail
+
+// Validates the arguments of an f16 decode call and chooses its split: the
+// plan of the kernel record_decode_f16 runs.
+inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode_args& a) {
+  const decode_plan engine = detail::plan_decode_f16(device, a, false);
+  if (!decode_f16_runs_coopmat(device.target(), a.head_dim, engine.heads_per_group)) return engine;
+  return detail::plan_decode_f16(device, a, true);
 }
 
 // Records one decode step with the variant decode_f16<D, T>: out =
@@ -525,7 +580,7 @@ void record_decode_f16_tiled(vk::recorder& rec, const vk::buffer<float>& q,
   constexpr std::string_view op = detail::decode_op;
   require(a.head_dim == D, op, "head_dim", a.head_dim,
           "must equal the variant's " + std::to_string(D));
-  const decode_plan plan = plan_decode_f16(rec.device(), a);
+  const decode_plan plan = detail::plan_decode_f16(rec.device(), a, false);
   require(plan.heads_per_group == static_cast<std::uint32_t>(T.heads), op, "heads_per_group",
           plan.heads_per_group, "must equal the variant's " + std::to_string(T.heads));
   validate_decode_buffers(op, a, plan, q, out, scratch);
@@ -560,7 +615,7 @@ void record_decode_f16_coopmat(vk::recorder& rec, const vk::buffer<float>& q,
   using kernel = decode_f16_coopmat<D, Tiles>;
   require(a.head_dim == D, op, "head_dim", a.head_dim,
           "must equal the variant's " + std::to_string(D));
-  const decode_plan plan = plan_decode_f16(rec.device(), a);
+  const decode_plan plan = detail::plan_decode_f16(rec.device(), a, true);
   validate_decode_buffers(op, a, plan, q, out, scratch);
   const std::uint64_t cache = std::uint64_t{a.batch} * a.num_kv_heads * a.kv_capacity * D;
   require_elements(op, "keys", keys.size(), cache);
@@ -587,22 +642,22 @@ void record_decode_f16_coopmat(vk::recorder& rec, const vk::buffer<float>& q,
   record_decode_merge<D>(rec, a, plan, scratch, out);
 }
 
-// The same with the matrix kernel where the device has one
-// (decode_f16_coopmat_supported), else the engine's default tiling for the
-// planned heads per group; any multiple of 8 as D.
+// The same with the matrix kernel where decode_f16_runs_coopmat says so,
+// else the engine's default tiling for the planned heads per group; any
+// multiple of 8 as D.
 template <int D>
 void record_decode_f16_for(vk::recorder& rec, const vk::buffer<float>& q,
                            const vk::buffer<f16>& keys, const vk::buffer<f16>& values,
                            const vk::buffer<float>& out, const vk::buffer<float>* scratch,
                            const decode_args& a) {
+  decode_args planned = a;
+  planned.heads_per_group = plan_decode_f16(rec.device(), a).heads_per_group;
   if constexpr (D == 64 || D == 128 || D == 256 || D == 512) {
-    if (decode_f16_coopmat_supported(rec.target(), D)) {
+    if (decode_f16_runs_coopmat(rec.target(), D, planned.heads_per_group)) {
       record_decode_f16_coopmat<D>(rec, q, keys, values, out, scratch, a);
       return;
     }
   }
-  decode_args planned = a;
-  planned.heads_per_group = plan_decode_f16(rec.device(), a).heads_per_group;
   detail::with_heads(planned.heads_per_group, [&](auto heads) {
     record_decode_f16_tiled<D, default_decode_tiling(decltype(heads)::value)>(
         rec, q, keys, values, out, scratch, planned);
