@@ -69,12 +69,13 @@ std::string label(decode_tiling t) {
 }
 std::string label(decode_coopmat_tiles t) {
   return "mm " + std::to_string(t.positions) + "/" + std::to_string(t.subgroups) + "/" +
-         std::to_string(t.score_split) + "/" + std::to_string(t.depth);
+         std::to_string(t.score_split) + (t.alternately ? " alt" : "");
 }
 
 // A kernel configuration the sweep tries, compiled in: an engine tiling
 // (heads/heads per subgroup/position splits) or a matrix kernel's tiles
-// ("mm" positions/subgroups/score split/depth, any heads per workgroup).
+// ("mm" positions/subgroups/score split, "alt" when K and V are staged
+// alternately; any heads per workgroup).
 struct variant {
   std::uint32_t dim;
   std::uint32_t heads;  // query heads per workgroup; 0: the plan's
@@ -224,10 +225,14 @@ bool check_all(vk::context& ctx, const std::vector<variant>& variants) {
   bool all_pass = true;
   auto check = [&](const std::string& name, std::uint32_t dim, std::uint32_t heads, record_fn fn) {
     double worst = 0;
-    for (decode_f16_args a : check_cases(dim)) {
+    const std::vector<decode_f16_args> cases = check_cases(dim);
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      decode_f16_args a = cases[i];
       if (heads != 0 && a.num_heads / a.num_kv_heads % heads != 0) continue;
       a.heads_per_group = heads;
-      worst = std::max(worst, check_case(ctx, fn, a, rng));
+      const double error = check_case(ctx, fn, a, rng);
+      if (error > 1) std::fprintf(stderr, "  case %zu: error / tolerance %.3g\n", i, error);
+      worst = std::max(worst, error);
     }
     const bool pass = worst <= 1;
     all_pass = all_pass && pass;

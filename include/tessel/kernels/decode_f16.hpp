@@ -143,16 +143,18 @@ using decode_f16_variants =
 //   S[16 x TILE] = Q[16 x D] K^T,   O[16 x D] += P[16 x TILE] V.
 //
 // Precision. The matrix units take f16 operands. K and V are f16 already.
-// Row h of Q holds f16(scale * q_h) and row 8 + h what that leaves out,
-// times 2^12, in f16; S[h] + 2^-12 S[8 + h] = scale * <q_h, k> within about
-// 2^-22 relative to sum |scale * q_i * k_i|. The factor keeps the low part
-// out of f16's subnormals, which the H100 loses (without it the error was
-// that of f16 Q); elements of scale * q below 2^-26 in magnitude are lost
-// (at most that much absolute each). The probabilities are split the same
-// way, the low rows times 2^16 (a probability is at most e^RESCALE_SLACK;
-// below 2^-30 it is lost), and O[h] + 2^-16 O[8 + h] is the output. Products
-// and sums are f32 as in the portable kernel; the tests' tolerance is the
-// same. |scale * q| must stay below 2^14 (the low part's range).
+// Row h of Q holds the head of x = scale * q_h (x with its 13 low
+// significand bits cleared, exactly an f16; 0 where |x| < 2^-14) and row
+// 8 + h the rest times 2^12 rounded to f16, so S[h] + 2^-12 S[8 + h] =
+// scale * <q_h, k> within 2^-21 relative to sum |scale * q_i * k_i| (and
+// 2^-26 absolute per element of x). The head is cut by bits rather than by
+// rounding to f16 and back: on the H100 that round trip was left out and
+// the rest came out 0 (the error of f16 Q). The probabilities are split
+// the same way, the rest times 2^16 (a probability is at most
+// e^RESCALE_SLACK; below 2^-30 it is lost), and O[h] + 2^-16 O[8 + h] is
+// the output. Products and sums are f32 as in the portable kernel; the
+// tests' tolerance is the same. |scale * q| must stay below 2^14 (the
+// rest's range).
 
 // The lane mapping assumes NVIDIA's 32-lane subgroups.
 inline constexpr std::uint32_t decode_coopmat_lanes = 32;
@@ -161,13 +163,15 @@ inline constexpr std::uint32_t decode_coopmat_lanes = 32;
 // staged tile (16, 32 or 64), `subgroups` subgroups, the scores' head dim
 // split `score_split` ways among them (each subgroup multiplies D /
 // score_split dims of Q, held in registers, with its column blocks of K^T;
-// the parts are summed by the softmax), and `depth` tiles loaded ahead into
-// registers. In P V each subgroup owns D / subgroups dims of O.
+// the parts are summed by the softmax), and whether K and V are staged
+// `alternately` in one shared tile (V once the scores are taken, twice the
+// positions in the same shared memory). In P V each subgroup owns D /
+// subgroups dims of O.
 struct decode_coopmat_tiles {
   std::uint32_t positions = 16;
   std::uint32_t subgroups = 4;
   std::uint32_t score_split = 1;
-  std::uint32_t depth = 1;  // tiles in flight in registers while one is computed on (1 or 2)
+  bool alternately = false;
   friend constexpr bool operator==(const decode_coopmat_tiles&,
                                    const decode_coopmat_tiles&) = default;
 };
@@ -179,25 +183,25 @@ constexpr std::uint32_t decode_coopmat_score_floats(decode_coopmat_tiles t) {
   return std::max(t.score_split * 16 * (t.positions + 4), t.subgroups * 256);
 }
 
-// Shared memory of a tile shape: K and V tiles of f16 rows padded by 16
-// bytes, the scores, the f16 probabilities (16 rows of positions + 8) and
-// three floats per head of statistics.
+// Shared memory of a tile shape: K and V tiles (one when staged
+// alternately) of f16 rows padded by 16 bytes, the scores, the f16
+// probabilities (16 rows of positions + 8) and three floats per head of
+// statistics.
 constexpr std::uint32_t decode_coopmat_shared_bytes(std::uint32_t head_dim,
                                                     decode_coopmat_tiles t) {
-  return 2 * t.positions * (head_dim / 8 + 1) * 16 + decode_coopmat_score_floats(t) * 4 +
-         16 * (t.positions + 8) * 2 + 3 * max_decode_heads * 4;
+  return (t.alternately ? 1 : 2) * t.positions * (head_dim / 8 + 1) * 16 +
+         decode_coopmat_score_floats(t) * 4 + 16 * (t.positions + 8) * 2 + 3 * max_decode_heads * 4;
 }
 
 // The fastest tile shapes of the H100 sweep (docs/perf/decode_f16.md): 16
-// positions (all that fit at D = 512) of 8 subgroups with two tiles in
-// flight at D = 512, of 4 subgroups at D = 256, and 32 positions of 4
-// subgroups below; the scores' dims split so that each subgroup holds at
-// most 64 dims of Q (4 f16 fragments) and the column groups that leaves
-// divide the tile's blocks.
+// positions (all that fit at D = 512) of 8 subgroups at D = 512, of 4
+// subgroups at D = 256, and 32 positions of 4 subgroups below; the scores'
+// dims split so that each subgroup holds at most 64 dims of Q (4 f16
+// fragments) and the column groups that leaves divide the tile's blocks.
 constexpr decode_coopmat_tiles decode_coopmat_tiles_for(std::uint32_t head_dim) {
-  if (head_dim >= 512) return {16, 8, 8, 2};
-  if (head_dim >= 256) return {16, 4, 4, 1};
-  return {32, 4, std::max(head_dim / 64, 2u), 1};
+  if (head_dim >= 512) return {16, 8, 8, false};
+  if (head_dim >= 256) return {16, 4, 4, false};
+  return {32, 4, std::max(head_dim / 64, 2u), false};
 }
 
 // Whether a device (its target) runs the matrix kernel at head dim
@@ -215,30 +219,20 @@ inline bool decode_f16_coopmat_supported(const target& t, std::uint32_t head_dim
 
 namespace detail {
 
-// The matrix kernel's tile loaders: `depth` register sets of K and V rows
-// (f16_tile_glsl's loaders key<i> and value<i>), all staged into the
-// padded shared tiles key_tile and value_tile, and load_set / store_set
-// choosing a set.
-inline std::string decode_coopmat_loaders(std::uint32_t depth) {
-  std::string text, load, store;
-  for (std::uint32_t set = 0; set < depth; ++set) {
-    const std::string n = std::to_string(set);
-    text += f16_tile_glsl("key" + n, "keys", "key_tile", true) +
-            f16_tile_glsl("value" + n, "values", "value_tile", true);
-    load += "  if (set == " + n + "u) {\n    load_key" + n +
-            "_tile(cache_head, first, count);\n    load_value" + n +
-            "_tile(cache_head, first, count);\n  }\n";
-    store += "  if (set == " + n + "u) {\n    store_key" + n + "_tile();\n    store_value" + n +
-             "_tile();\n  }\n";
-  }
-  return std::string(R"glsl(
-// The staged K and V tiles, TILE rows of KV_STRIDE 16-byte chunks; Q is
-// staged in the K tile before the first one.
+// The matrix kernel's tile loaders (f16_tile_glsl's) and shared tiles:
+// K's rows staged in key_tile, V's in value_tile, or also in key_tile when
+// staged alternately (VALUE_TILE names it).
+inline std::string decode_coopmat_loaders(bool alternately) {
+  const std::string_view value_tile = alternately ? "key_tile" : "value_tile";
+  std::string text = R"glsl(
+// The staged tiles, TILE rows of KV_STRIDE 16-byte chunks; Q is staged in
+// the K tile before the first one.
 shared uvec4 key_tile[TILE * KV_STRIDE];
-shared uvec4 value_tile[TILE * KV_STRIDE];
-)glsl") + text +
-         "\nvoid load_set(uint set, uint cache_head, uint first, uint count) {\n" + load +
-         "}\n\nvoid store_set(uint set) {\n" + store + "}\n";
+)glsl";
+  if (!alternately) text += "shared uvec4 value_tile[TILE * KV_STRIDE];\n";
+  return text + "#define VALUE_TILE " + std::string(value_tile) + "\n" +
+         f16_tile_glsl("key", "keys", "key_tile", true) +
+         f16_tile_glsl("value", "values", value_tile, true);
 }
 
 // The matrix kernel's main(); see decode_f16_coopmat below.
@@ -261,6 +255,12 @@ void sync_subgroup() {
   subgroupBarrier();
 }
 
+// x with its 13 low significand bits cleared (0 below f16's normal range):
+// exactly an f16, and x - f16_head(x) is exact in f32.
+float f16_head(float x) {
+  return abs(x) < 6.10351562e-05 ? 0.0 : uintBitsToFloat(floatBitsToUint(x) & 0xFFFFE000u);
+}
+
 void main() {
   const uint tid = gl_LocalInvocationIndex;
   const uint sg = gl_SubgroupID;
@@ -276,9 +276,9 @@ void main() {
   uint slice_begin, slice_end;
   workgroup_slice(TILE, slice_begin, slice_end);
 
-  // Q as 16 x D f16, staged in the K tile: row h < heads f16(scale * q_h),
-  // row 8 + h the rest times Q_LOW; the other rows and all probabilities
-  // are zero.
+  // Q as 16 x D f16, staged in the K tile: row h < heads the head of
+  // scale * q_h, row 8 + h the rest times Q_LOW; the other rows and all
+  // probabilities are zero.
   for (uint c = tid; c < 16u * ROW_CHUNKS; c += THREADS) {
     const uint row = c / ROW_CHUNKS, chunk = c % ROW_CHUNKS, head = row % 8u;
     uvec4 packed = uvec4(0u);
@@ -286,8 +286,8 @@ void main() {
       const uint at = (first_row + head) * D + chunk * 8u;
       UNROLL for (uint e = 0u; e < 4u; ++e) {
         const vec2 x = params.scale * vec2(q[at + 2u * e], q[at + 2u * e + 1u]);
-        const f16vec2 high = f16vec2(x);
-        packed[e] = packFloat2x16(row < 8u ? high : f16vec2((x - vec2(high)) * Q_LOW));
+        const vec2 high = vec2(f16_head(x.x), f16_head(x.y));
+        packed[e] = packFloat2x16(f16vec2(row < 8u ? high : (x - high) * Q_LOW));
       }
     }
     key_tile[row * KV_STRIDE + chunk] = packed;
@@ -312,21 +312,23 @@ void main() {
   float running_sum = 0.0;
   const uint scratch = sg * 256u;
 
-  // Tile i of the slice is loaded into register set i % DEPTH, DEPTH tiles
-  // ahead of the one computed on.
-  UNROLL for (uint set = 0u; set < DEPTH; ++set) {
-    const uint first = slice_begin + set * TILE;
-    if (first < slice_end) load_set(set, cache_head, first, min(TILE, slice_end - first));
+  // The next tile's K and V are loaded into registers while this one is
+  // computed on; staged alternately, V's loads start once V is staged.
+  if (slice_begin < slice_end) {
+    load_key_tile(cache_head, slice_begin, min(TILE, slice_end - slice_begin));
+    load_value_tile(cache_head, slice_begin, min(TILE, slice_end - slice_begin));
   }
-  uint set = 0u;
   for (uint tile = slice_begin; tile < slice_end; tile += TILE) {
     const uint count = min(TILE, slice_end - tile);
+    const uint next = tile + TILE;
     barrier();  // Q, the previous tile and the probabilities are no longer read
-    store_set(set);
+    store_key_tile();
+    if (!ALTERNATELY) store_value_tile();
     barrier();
-    const uint ahead = tile + DEPTH * TILE;
-    if (ahead < slice_end) load_set(set, cache_head, ahead, min(TILE, slice_end - ahead));
-    set = (set + 1u) % DEPTH;
+    if (next < slice_end) {
+      load_key_tile(cache_head, next, min(TILE, slice_end - next));
+      if (!ALTERNATELY) load_value_tile(cache_head, next, min(TILE, slice_end - next));
+    }
 
     // Partial scores of this subgroup's dims for its column blocks; K^T is
     // the K tile read column-major.
@@ -368,14 +370,16 @@ void main() {
       UNROLL for (uint c = 0u; c < CPS; ++c) {
         const uint column = softmax_lane + SL * c;
         const float p = exp(score[c] - running_max);
-        const float16_t high = float16_t(p);
-        probabilities[softmax_head * P_STRIDE + column] = high;
-        probabilities[(8u + softmax_head) * P_STRIDE + column] = float16_t((p - float(high)) * P_LOW);
+        const float high = f16_head(p);
+        probabilities[softmax_head * P_STRIDE + column] = float16_t(high);
+        probabilities[(8u + softmax_head) * P_STRIDE + column] = float16_t((p - high) * P_LOW);
         running_sum += p;
       }
       if (softmax_lane == 0u) row_scale[softmax_head] = correction;
     }
+    if (ALTERNATELY) store_value_tile();  // K is no longer read
     barrier();
+    if (ALTERNATELY && next < slice_end) load_value_tile(cache_head, next, min(TILE, slice_end - next));
 
     // Heads whose max moved: their rows of O *= correction. A fragment's
     // element order is opaque, so it goes through this subgroup's scratch
@@ -402,7 +406,7 @@ void main() {
     UNROLL for (uint f = 0u; f < OF; ++f)
       UNROLL for (uint b = 0u; b < KB; ++b) {
         F16_TILE value;
-        coopMatLoadNV(value, value_tile, b * 16u * KV_STRIDE + (sg * DO + 16u * f) / 8u, KV_STRIDE,
+        coopMatLoadNV(value, VALUE_TILE, b * 16u * KV_STRIDE + (sg * DO + 16u * f) / 8u, KV_STRIDE,
                       false);
         acc[f] = coopMatMulAddNV(p[b], value, acc[f]);
       }
@@ -453,8 +457,6 @@ struct decode_f16_coopmat {
                 "decode_f16_coopmat: head_dim must be a multiple of 16 in [64, 512]");
   static_assert(Tiles.positions == 16 || Tiles.positions == 32 || Tiles.positions == 64,
                 "decode_f16_coopmat: positions per tile must be 16, 32 or 64");
-  static_assert(Tiles.depth == 1 || Tiles.depth == 2,
-                "decode_f16_coopmat: one or two tiles in flight");
   static_assert(Tiles.subgroups == 2 || Tiles.subgroups == 4 || Tiles.subgroups == 8,
                 "decode_f16_coopmat: subgroups must be 2, 4 or 8");
   static_assert(Tiles.subgroups % Tiles.score_split == 0 && blocks % column_groups == 0,
@@ -470,7 +472,7 @@ struct decode_f16_coopmat {
       return tessel::name("decode_f16_coopmat", "d", D);
     else
       return tessel::name("decode_f16_coopmat", "d", D, "n", Tiles.positions, "w", Tiles.subgroups,
-                          "s", Tiles.score_split, "f", Tiles.depth);
+                          "s", Tiles.score_split, "a", Tiles.alternately ? 1 : 0);
   }();
   using params = VecF16Params;
   using bindings = typename decode_f16<D>::bindings;
@@ -486,7 +488,8 @@ struct decode_f16_coopmat {
       constant<"SCORE_FLOATS", decode_coopmat_score_floats(Tiles)>,
       constant<"P_STRIDE", Tiles.positions + 8>, constant<"SL", softmax_lanes>,
       constant<"CPS", Tiles.positions / softmax_lanes>, constant<"RESCALE_SLACK", 5.5f>,
-      constant<"Q_LOW", 4096.0f>, constant<"P_LOW", 65536.0f>, constant<"DEPTH", Tiles.depth>,
+      constant<"Q_LOW", 4096.0f>, constant<"P_LOW", 65536.0f>,
+      constant<"ALTERNATELY", Tiles.alternately>,
       constant<"KV_STRIDE", static_cast<std::uint32_t>(D / 8 + 1)>,
       constant<"SUBGROUP_SCOPE", 3>>;  // gl_ScopeSubgroup
   using workgroup = tessel::workgroup<decode_coopmat_lanes, Tiles.subgroups>;
@@ -499,7 +502,8 @@ struct decode_f16_coopmat {
   }
   static std::string body(const target&) {
     return "#define UNROLL [[unroll]]\n" + std::string(decode_helpers_glsl) +
-           detail::decode_coopmat_loaders(Tiles.depth) + std::string(detail::decode_coopmat_main);
+           detail::decode_coopmat_loaders(Tiles.alternately) +
+           std::string(detail::decode_coopmat_main);
   }
 };
 
@@ -508,12 +512,13 @@ template <int D>
 inline constexpr auto decode_coopmat_sweep_tiles = [] {
   using tiles = decode_coopmat_tiles;
   if constexpr (D == 512)
-    return std::array{tiles{16, 8, 8, 1}, tiles{16, 4, 4, 2}, tiles{16, 4, 4, 1}};
+    return std::array{tiles{32, 8, 4, true}, tiles{32, 4, 4, true}, tiles{16, 8, 8, true},
+                      tiles{16, 4, 4, false}};
   else if constexpr (D == 256)
-    return std::array{tiles{32, 8, 4, 1}, tiles{32, 4, 2, 1}, tiles{16, 4, 4, 2}};
+    return std::array{tiles{32, 8, 4, false}, tiles{32, 4, 2, false}, tiles{32, 4, 4, true}};
   else
-    return std::array{tiles{32, 4, 2, 2}, tiles{64, 4, 1, 1}, tiles{64, 8, 2, 1},
-                      tiles{32, 2, 1, 1}, tiles{16, 4, 4, 1}};
+    return std::array{tiles{64, 4, 2, true}, tiles{32, 4, 2, true}, tiles{64, 4, 1, false},
+                      tiles{32, 2, 1, false}};
 }();
 
 namespace detail {
