@@ -396,6 +396,7 @@ int main(int argc, char** argv) {
                          .add("dim", s.dim)
                          .add("length", s.length)
                          .add("default_plan", c.chosen == nullptr && ci > 0 ? 1.0 : 0.0)
+                         .add("warmup", ci == 0 ? 1.0 : 0.0)
                          .add("kernel", coopmat ? "coopmat" : "engine")
                          .add("tiles", tiles)
                          .add("nwg", plan.nwg)
@@ -411,6 +412,32 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%-28s %12s %4u %4d %9.1f %9.1f %9.1f %8.0f %5.1f%%\n", name.c_str(),
                      tiles.c_str(), plan.nwg, sets, t.median_us, t.p10_us, t.p90_us, gbs,
                      100 * gbs / copy_gbs);
+      }
+
+      // The reduce alone at the host op's split: its share of the time.
+      const kernels::decode_plan plan = kernels::plan_decode_f16(ctx.device(), a);
+      if (plan.nwg > 1) {
+        const std::uint32_t rows = s.batch * s.heads;
+        const bench::timing t = bench::time_gpu(
+            ctx,
+            [&](vk::recorder& rec, int rep) {
+              const input_set& set = inputs[rep % sets];
+              kernels::record_decode_reduce(rec, set.scratch, set.out, rows, s.dim, plan.nwg);
+            },
+            reps);
+        std::cout << bench::json_line()
+                         .add("kind", "decode_reduce")
+                         .add("batch", s.batch)
+                         .add("heads", s.heads)
+                         .add("kv_heads", s.kv_heads)
+                         .add("dim", s.dim)
+                         .add("length", s.length)
+                         .add("nwg", plan.nwg)
+                         .add("median_us", t.median_us)
+                         .str()
+                  << std::endl;
+        std::fprintf(stderr, "%-28s %12s %4u      %9.1f (the reduce alone)\n", "", "reduce",
+                     plan.nwg, t.median_us);
       }
     }
     if (!checked) {

@@ -118,7 +118,8 @@ def merge_decode_bench(rows):
             line += "| - | - | - |"
         print(line)
 
-    swept = [r for r in rows if r["kind"] == "decode_f16" and r["default_plan"] == 0]
+    swept = [r for r in rows if r["kind"] == "decode_f16" and r["default_plan"] == 0
+             and not r.get("warmup")]
     shapes = sorted({key(r) for r in swept})
     if len(swept) > len(shapes):
         print("\n| shape (B, H, Hkv, D, L) | fastest configurations (tiles, nwg): us, % of copy |")
