@@ -138,9 +138,9 @@ std::string default_label(const target& device, const decode_f16_args& a,
 
 // --- the check ---------------------------------------------------------------
 
-// Small ragged cases at head dim `dim`: GQA 8, 2, 4, 1 and 8 again; rings,
-// a sliding window with softcap, explicit splits, one long sharp single
-// slice (the matrix kernel's rescales).
+// Small ragged cases at head dim `dim`: GQA 8, 2, 4, 1, 8 again and 16 (two
+// workgroups per KV head); rings, a sliding window, softcap, explicit
+// splits, one long sharp single slice (the matrix kernel's rescales).
 std::vector<decode_f16_args> check_cases(std::uint32_t dim) {
   auto make = [dim](std::uint32_t batch, std::uint32_t kv_heads, std::uint32_t group,
                     std::uint32_t length, std::uint32_t capacity) {
@@ -173,6 +173,9 @@ std::vector<decode_f16_args> check_cases(std::uint32_t dim) {
   a = make(1, 2, 8, 4099, 4099);
   a.scale = 1.0f;
   a.nwg = 1;
+  cases.push_back(a);
+  a = make(2, 1, 16, 300, 300);
+  a.softcap = 20;
   cases.push_back(a);
   return cases;
 }
