@@ -86,7 +86,11 @@ def merge_bench(tessel, peers):
 
 
 def plan(r):
-    return f"{r['heads_per_group']}/{r['heads_per_subgroup']}/{r['position_splits']}, {r['nwg']}"
+    """An engine tiling (heads/subgroup heads/splits) or the matrix kernel's tiles ("mm"
+    positions/subgroups/score split, with its heads per workgroup), and NWG."""
+    if r.get("kernel") == "coopmat":
+        return f"{r['tiles']} h{r['heads_per_group']}, {r['nwg']}"
+    return f"{r['tiles']}, {r['nwg']}"
 
 
 def merge_decode_bench(rows):
@@ -97,7 +101,7 @@ def merge_decode_bench(rows):
           + (f", {torch_copy['gbs']:.0f} GB/s by PyTorch {torch_copy['torch']}" if torch_copy else "")
           + ". Floor = bytes / copy bandwidth.\n")
     print("| shape (B, H, Hkv, D, L) | MB read | floor us | tessel us | tessel % of copy "
-          "| plan (heads/subgroup heads/splits, nwg) | best PyTorch us (backend) | PyTorch % of copy | speed-up |")
+          "| plan (tiles, nwg) | best PyTorch us (backend) | PyTorch % of copy | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     key = lambda r: (r["batch"], r["heads"], r["kv_heads"], r["dim"], r["length"])
     for t in (r for r in rows if r["kind"] == "decode_f16" and r["default_plan"] == 1):
@@ -114,10 +118,11 @@ def merge_decode_bench(rows):
             line += "| - | - | - |"
         print(line)
 
-    swept = [r for r in rows if r["kind"] == "decode_f16" and r["default_plan"] == 0]
+    swept = [r for r in rows if r["kind"] == "decode_f16" and r["default_plan"] == 0
+             and not r.get("warmup")]
     shapes = sorted({key(r) for r in swept})
     if len(swept) > len(shapes):
-        print("\n| shape (B, H, Hkv, D, L) | fastest tilings (heads/subgroup heads/splits, nwg): us, % of copy |")
+        print("\n| shape (B, H, Hkv, D, L) | fastest configurations (tiles, nwg): us, % of copy |")
         print("|---|---|")
         for shape in shapes:
             best = sorted((r for r in swept if key(r) == shape), key=lambda r: r["median_us"])[:4]

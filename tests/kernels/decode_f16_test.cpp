@@ -244,8 +244,74 @@ TEST_F(DecodeF16, BadArgumentsAreRejectedBeforeRecording) {
   expect_error(with([](auto& a) { a.nwg = 2; }), "scratch = none is required: nwg = 2 needs");
   expect_error(with([](auto& a) { a.nwg = 2; }), "scratch element count = 8 must be >= 528",
                nullptr, &small_scratch);
+  // Without NV cooperative matrices (lavapipe) the matrix kernel is refused.
+  if (!tessel::kernels::decode_f16_coopmat_supported(rec.target(), good.head_dim)) {
+    try {
+      tessel::kernels::record_decode_f16_coopmat<64>(rec, q, keys, values, out, nullptr, good);
+      ADD_FAILURE() << "the matrix kernel was accepted without cooperative matrices";
+    } catch (const tessel::error& e) {
+      EXPECT_NE(std::string(e.what()).find(
+                    "must have NV cooperative matrices of 16x16x16 f16 x f16 -> f32"),
+                std::string::npos)
+          << e.what();
+    }
+  }
   EXPECT_EQ(rec.dispatch_count(), 0u);
   for (float x : out.download()) ASSERT_EQ(x, 1.5f);
+}
+
+// The host op runs the matrix kernel where the target has NV cooperative
+// matrices of 16x16x16 f16 x f16 -> f32, 32-lane subgroups and the shared
+// memory of the head dim's tiles, for 4 or more query heads per workgroup;
+// the engine's kernels elsewhere. (Its results are checked on the H100 by
+// decode_bench --check: no device in CI has the matrix units.)
+TEST(DecodeF16Coopmat, RunsWhereTheTargetHasMatrixUnitsAndFourHeadsOrMore) {
+  using tessel::kernels::decode_f16_coopmat_supported;
+  using tessel::kernels::decode_f16_runs_coopmat;
+  const tessel::target& nvidia = tessel::targets::nvidia;
+  for (std::uint32_t d : {64u, 128u, 256u, 512u}) {
+    EXPECT_TRUE(decode_f16_coopmat_supported(nvidia, d)) << d;
+    EXPECT_FALSE(decode_f16_coopmat_supported(tessel::targets::portable, d)) << d;
+    EXPECT_TRUE(decode_f16_runs_coopmat(nvidia, d, 4)) << d;
+    EXPECT_TRUE(decode_f16_runs_coopmat(nvidia, d, 8)) << d;
+    EXPECT_FALSE(decode_f16_runs_coopmat(nvidia, d, 2)) << d;
+    EXPECT_FALSE(decode_f16_runs_coopmat(tessel::targets::portable, d, 8)) << d;
+  }
+  EXPECT_FALSE(decode_f16_coopmat_supported(nvidia, 96));
+  tessel::target no_shape = nvidia;
+  no_shape.coopmat_shapes[0] = no_shape.coopmat_shapes[1];  // 16x8x16 only
+  EXPECT_FALSE(decode_f16_coopmat_supported(no_shape, 128));
+  tessel::target wide_subgroups = nvidia;
+  wide_subgroups.subgroup_size = 64;
+  EXPECT_FALSE(decode_f16_coopmat_supported(wide_subgroups, 128));
+  tessel::target small_shared = nvidia;
+  small_shared.shared_memory_bytes = 32768;
+  EXPECT_TRUE(decode_f16_coopmat_supported(small_shared, 128));
+  EXPECT_FALSE(decode_f16_coopmat_supported(small_shared, 512));
+}
+
+// The matrix kernel's plan rounds the NWG estimate down (one workgroup per
+// compute unit at most), the engine's up, on a device like the H100.
+TEST(DecodeF16Coopmat, PlanRoundsTheSplitDownForTheMatrixKernel) {
+  tessel::vk::device_traits h100;
+  h100.compute_units = 132;
+  h100.subgroup_size = 32;
+  h100.shared_memory_bytes = 49152;
+  h100.coopmat_shapes.assign(
+      tessel::targets::nvidia.coopmat_shapes.begin(),
+      tessel::targets::nvidia.coopmat_shapes.begin() + tessel::targets::nvidia.coopmat_shape_count);
+  h100.features = tessel::targets::nvidia.features;
+  tessel::vk::device_traits without_matrix_units = h100;
+  without_matrix_units.features = tessel::feature::none;
+  // 2 KV heads of 8 query heads: 66 workgroups per slice set fill the
+  // units, 32 slices of 2 MiB; 64 for the matrix kernel, 128 otherwise.
+  const decode_f16_args gqa8 = shape(16, 2, 512, 32768, 32768);
+  EXPECT_EQ(tessel::kernels::plan_decode_f16(h100, gqa8).nwg, 64u);
+  EXPECT_EQ(tessel::kernels::plan_decode_f16(without_matrix_units, gqa8).nwg, 128u);
+  // 2 query heads per KV head: the engine's plan on both.
+  const decode_f16_args gqa2 = shape(16, 8, 256, 32768, 32768);
+  EXPECT_EQ(tessel::kernels::plan_decode_f16(h100, gqa2).nwg, 32u);
+  EXPECT_EQ(tessel::kernels::plan_decode_f16(without_matrix_units, gqa2).nwg, 32u);
 }
 
 }  // namespace

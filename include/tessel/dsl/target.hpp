@@ -35,6 +35,11 @@ struct target {
   feature features = feature::none;
 
   constexpr bool has_coopmat() const { return coopmat_shape_count != 0; }
+  constexpr bool has_coopmat_shape(const coopmat_shape& shape) const {
+    for (std::uint32_t i = 0; i < coopmat_shape_count; ++i)
+      if (coopmat_shapes[i] == shape) return true;
+    return false;
+  }
   friend constexpr bool operator==(const target&, const target&) = default;
 };
 

@@ -95,6 +95,63 @@ constexpr decode_tiling default_decode_tiling(int heads) {
   return {heads, 1, heads == 1 ? 2 : 1};
 }
 
+// GLSL every decode kernel shares, whatever its main(): the running max's
+// sentinel, ring-buffer slots, the softcapped logit, the layout of the result
+// (the output, or the partials decode_reduce merges) and the workgroup's
+// slice of the attended range. Needs the parameter block's fields (as
+// VecF16Params), the `softcap` constant, D and the binding `dst`.
+inline constexpr std::string_view decode_helpers_glsl = R"glsl(
+const float MAX_SENTINEL = -1.70141173e38;  // -FLT_MAX / 2: the running max never becomes -inf
+const float NOT_ATTENDED = -3.40282347e38;  // below the sentinel: never raises the max
+
+uint cache_slot(uint position) {
+  uint slot = position + params.ring_start;
+  if (slot >= params.kv_capacity) slot -= params.kv_capacity;
+  return slot;
+}
+
+float logit(float dot) {
+  // |x| > 15 gives tanh(x) = +-1 in f32; the clamp keeps exp-based tanh
+  // implementations away from inf / inf.
+  return softcap > 0.0 ? softcap * tanh(clamp(dot / softcap, -15.0, 15.0)) : dot;
+}
+
+// One element of the result: the normalized output when the workgroup owns
+// the whole range, else the decode_reduce partial (float4 chunk c of row r
+// from slice w at float4 index r * (D / 4) * nwg + nwg * c + w).
+void write_element(uint row, uint d, float value, float sum) {
+  const uint nwg = gl_NumWorkGroups.x;
+  if (nwg == 1u) {
+    dst[row * D + d] = value * (sum == 0.0 ? 0.0 : 1.0 / sum);
+  } else {
+    dst[4u * (row * (D / 4u) * nwg + nwg * (d >> 2) + gl_WorkGroupID.x) + (d & 3u)] = value;
+  }
+}
+
+// The (sum, max) pair of a partial row, after all rows' partials.
+void write_statistics(uint row, float sum, float running_max) {
+  const uint nwg = gl_NumWorkGroups.x;
+  if (nwg == 1u) return;
+  const uint at = gl_NumWorkGroups.z * params.num_heads * D * nwg + (row * nwg + gl_WorkGroupID.x) * 2u;
+  dst[at] = sum;
+  dst[at + 1u] = running_max;
+}
+
+// This workgroup's slice of the attended logical range, cut into NWG slices
+// of whole tiles of `tile` positions; empty when there are more slices than
+// tiles.
+void workgroup_slice(uint tile, out uint slice_begin, out uint slice_end) {
+  const uint range_end = params.kv_seq_len;
+  const uint range_begin = params.mask_type == 2u && range_end > params.sliding_window
+                               ? range_end - params.sliding_window
+                               : 0u;
+  const uint tiles = (range_end - range_begin + tile - 1u) / tile;
+  const uint tiles_per_slice = (tiles + gl_NumWorkGroups.x - 1u) / gl_NumWorkGroups.x;
+  slice_begin = min(range_end, range_begin + gl_WorkGroupID.x * tiles_per_slice * tile);
+  slice_end = min(range_end, slice_begin + tiles_per_slice * tile);
+}
+)glsl";
+
 template <int D, decode_tiling T>
 struct decode_engine {
   static_assert(D >= 8 && D % 8 == 0, "decode: head_dim must be a multiple of 8");
@@ -174,6 +231,7 @@ struct decode_engine {
                        constant("NSG", subgroups) + constant("THREADS", subgroups * sg) +
                        "#define UNROLL " + (unrolled ? "[[unroll]]" : "") + "\n";
     if (query_rotation) text += query_rotation_text;
+    text += decode_helpers_glsl;
     text +=
         replace_all(std::string(common_text), "QUERY_ROTATION\n",
                     query_rotation ? "  if (fuse_fwht_pre) rotate_query(query, sublane);\n" : "");
@@ -225,46 +283,10 @@ void rotate_query(inout vec4 query[HPS * CPL * 2u], uint sublane) {
 )glsl";
 
   static constexpr std::string_view common_text = R"glsl(
-const float MAX_SENTINEL = -1.70141173e38;  // -FLT_MAX / 2: the running max never becomes -inf
-const float NOT_ATTENDED = -3.40282347e38;  // below the sentinel: never raises the max
-
 void load_tile(uint sequence, uint kv_head, uint first, uint count);
 void store_tile();
 void key_chunk(uint row, uint chunk, out vec4 low, out vec4 high);
 void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high);
-
-uint cache_slot(uint position) {
-  uint slot = position + params.ring_start;
-  if (slot >= params.kv_capacity) slot -= params.kv_capacity;
-  return slot;
-}
-
-float logit(float dot) {
-  // |x| > 15 gives tanh(x) = +-1 in f32; the clamp keeps exp-based tanh
-  // implementations away from inf / inf.
-  return softcap > 0.0 ? softcap * tanh(clamp(dot / softcap, -15.0, 15.0)) : dot;
-}
-
-// One element of the result: the normalized output when the workgroup owns
-// the whole range, else the decode_reduce partial (float4 chunk c of row r
-// from slice w at float4 index r * (D / 4) * nwg + nwg * c + w).
-void write_element(uint row, uint d, float value, float sum) {
-  const uint nwg = gl_NumWorkGroups.x;
-  if (nwg == 1u) {
-    dst[row * D + d] = value * (sum == 0.0 ? 0.0 : 1.0 / sum);
-  } else {
-    dst[4u * (row * (D / 4u) * nwg + nwg * (d >> 2) + gl_WorkGroupID.x) + (d & 3u)] = value;
-  }
-}
-
-// The (sum, max) pair of a partial row, after all rows' partials.
-void write_statistics(uint row, float sum, float running_max) {
-  const uint nwg = gl_NumWorkGroups.x;
-  if (nwg == 1u) return;
-  const uint at = gl_NumWorkGroups.z * params.num_heads * D * nwg + (row * nwg + gl_WorkGroupID.x) * 2u;
-  dst[at] = sum;
-  dst[at + 1u] = running_max;
-}
 
 void merge_and_write(uint sg, uint lane, uint head_row, float running_max[HPS], float running_sum[HPS],
                      vec4 acc[HPS * CPL * 2u]);
@@ -276,7 +298,6 @@ void main() {
   const uint split = sg % PS;
   const uint row_in_step = lane / LPR;
   const uint sublane = lane % LPR;
-  const uint nwg = gl_NumWorkGroups.x;
   const uint group_size = params.num_heads / params.num_kv_heads;
   const uint head_groups = group_size / HEADS;
   const uint kv_head = gl_WorkGroupID.y / head_groups;
@@ -285,15 +306,8 @@ void main() {
   const uint head_row = sequence * params.num_heads + kv_head * group_size +
                         (gl_WorkGroupID.y % head_groups) * HEADS + head_set * HPS;
 
-  // The attended logical range, cut into NWG slices of whole tiles.
-  const uint range_end = params.kv_seq_len;
-  const uint range_begin = params.mask_type == 2u && range_end > params.sliding_window
-                               ? range_end - params.sliding_window
-                               : 0u;
-  const uint tiles = (range_end - range_begin + TILE - 1u) / TILE;
-  const uint tiles_per_slice = (tiles + nwg - 1u) / nwg;
-  const uint slice_begin = min(range_end, range_begin + gl_WorkGroupID.x * tiles_per_slice * TILE);
-  const uint slice_end = min(range_end, slice_begin + tiles_per_slice * TILE);
+  uint slice_begin, slice_end;
+  workgroup_slice(TILE, slice_begin, slice_end);
 
   // Lane-owned parts of each head's query (pre-scaled) and output rows: the
   // 8 floats of chunk sublane + LPR * i as two vec4.
@@ -510,6 +524,11 @@ struct decode_args {
   }
 };
 
+// How the NWG policy rounds its estimate to a power of two: up for the
+// engine's kernels, down for kernels that want at most one workgroup per
+// compute unit (decode_f16's matrix kernel; docs/perf/decode_f16.md).
+enum class nwg_rounding { up, down };
+
 // How a decode call is split, and the scratch it needs.
 struct decode_plan {
   std::uint32_t nwg = 1;
@@ -556,20 +575,22 @@ void with_heads(std::uint32_t heads, F&& f) {
 // about 2 MiB of cache each (fewer, longer slices are slower to fill the
 // machine; more, shorter ones spend more time in the reduce and in per-slice
 // setup), rounded up to a power of two (on the H100, 16 or 32 slices of a
-// 32768-position cache run up to 1.6x faster than 17), none shorter than the
+// 32768-position cache run up to 1.6x faster than 17; `rounding` down for
+// kernels that say so), none shorter than the
 // longest tile (64 positions), at most max_decode_nwg. Devices that do not
 // report their compute units are assumed to have 16. docs/perf/decode_f16.md
 // has the sweep.
 inline std::uint32_t default_nwg(const vk::device_traits& device,
                                  std::uint64_t workgroups_per_slice, std::uint32_t positions,
-                                 std::uint64_t position_bytes) {
+                                 std::uint64_t position_bytes, nwg_rounding rounding) {
   constexpr std::uint64_t slice_bytes = 2ull << 20, shortest = 64;
   const std::uint64_t units = device.compute_units ? device.compute_units : 16;
   const std::uint64_t to_fill = (units + workgroups_per_slice - 1) / workgroups_per_slice;
   const std::uint64_t by_size = (positions * position_bytes + slice_bytes - 1) / slice_bytes;
   return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
-      std::bit_ceil(std::max(to_fill, by_size)), 1,
-      std::min<std::uint64_t>((positions + shortest - 1) / shortest, max_decode_nwg)));
+      rounding == nwg_rounding::up ? std::bit_ceil(std::max(to_fill, by_size))
+                                   : std::bit_floor(std::max(to_fill, by_size)),
+      1, std::min<std::uint64_t>((positions + shortest - 1) / shortest, max_decode_nwg)));
 }
 
 }  // namespace detail
@@ -579,7 +600,8 @@ inline std::uint32_t default_nwg(const vk::device_traits& device,
 // of `position_bytes` bytes per position and KV head (K and V). Which head
 // dims have a variant, and the cache's own rules, are the op's.
 inline decode_plan plan_decode(std::string_view op, const vk::device_traits& device,
-                               const decode_args& a, std::uint64_t position_bytes) {
+                               const decode_args& a, std::uint64_t position_bytes,
+                               nwg_rounding rounding = nwg_rounding::up) {
   require(a.head_dim > 0 && a.head_dim % 8 == 0, op, "head_dim", a.head_dim,
           "must be a positive multiple of 8");
   require_in_range(op, "batch", a.batch, 1, max_grid_x);
@@ -621,7 +643,7 @@ inline decode_plan plan_decode(std::string_view op, const vk::device_traits& dev
     plan.nwg = a.nwg;
   } else {
     plan.nwg = detail::default_nwg(device, groups_y * a.batch, detail::attended_positions(a),
-                                   position_bytes);
+                                   position_bytes, rounding);
   }
   plan.grid = {plan.nwg, static_cast<std::uint32_t>(groups_y), a.batch};
 

@@ -19,8 +19,9 @@ namespace tessel::kernels {
 
 using registry =
     join_variants_t<fwht_variants, decode_reduce_variants, decode_reduce_unrotate_variants,
-                    decode_f16_variants, tq_encode_variants, tq_decode_variants, prefill_variants,
-                    prefill_blk_variants, prefill_coopmat_variants>;
+                    decode_f16_variants, decode_f16_coopmat_variants, tq_encode_variants,
+                    tq_decode_variants, prefill_variants, prefill_blk_variants,
+                    prefill_coopmat_variants>;
 
 inline std::vector<const variant_info*> all_variants() {
   return registry::infos();
