@@ -29,3 +29,8 @@ if [[ -z "${XDG_RUNTIME_DIR:-}" || ! -w "${XDG_RUNTIME_DIR}" ]]; then
   export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/tessel-runtime-$(id -u)"
   mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 fi
+# lavapipe compiles every pipeline with LLVM, and Mesa keeps the results in
+# its shader cache. One cache for every build the scripts make (test.sh,
+# sanitize.sh, fuzz.sh) lets a later run reuse the compiles of an earlier
+# one: the same GLSL gives the same SPIR-V whichever compiler built tessel.
+export MESA_SHADER_CACHE_DIR="${MESA_SHADER_CACHE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/mesa}"
