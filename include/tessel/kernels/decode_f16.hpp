@@ -536,6 +536,27 @@ inline bool decode_f16_runs_coopmat(const target& t, std::uint32_t head_dim,
 namespace detail {
 inline constexpr std::string_view decode_op = "decode_f16";
 
+// The 36-byte block every f16 decode kernel reads, from validated arguments.
+inline VecF16Params vec_f16_params(const decode_args& a) {
+  return {a.num_heads,
+          a.num_kv_heads,
+          a.head_dim,
+          a.kv_seq_len,
+          a.kv_capacity,
+          a.resolved_scale(),
+          static_cast<std::uint32_t>(a.mask),
+          a.sliding_window,
+          a.ring_start};
+}
+
+// The keys and values hold the whole cache of every sequence.
+inline void require_f16_cache(const decode_args& a, const vk::buffer<f16>& keys,
+                              const vk::buffer<f16>& values) {
+  const std::uint64_t cache = std::uint64_t{a.batch} * a.num_kv_heads * a.kv_capacity * a.head_dim;
+  require_elements(decode_op, "keys", keys.size(), cache);
+  require_elements(decode_op, "values", values.size(), cache);
+}
+
 // Validates the arguments of an f16 decode call and chooses its split for
 // the engine's kernels or the matrix kernel (which rounds NWG down).
 inline decode_plan plan_decode_f16(const vk::device_traits& device, const decode_args& a,
@@ -575,19 +596,9 @@ void record_decode_f16_tiled(vk::recorder& rec, const vk::buffer<float>& q,
   require(plan.heads_per_group == static_cast<std::uint32_t>(T.heads), op, "heads_per_group",
           plan.heads_per_group, "must equal the variant's " + std::to_string(T.heads));
   validate_decode_buffers(op, a, plan, q, out, scratch);
-  const std::uint64_t cache = std::uint64_t{a.batch} * a.num_kv_heads * a.kv_capacity * D;
-  require_elements(op, "keys", keys.size(), cache);
-  require_elements(op, "values", values.size(), cache);
+  detail::require_f16_cache(a, keys, values);
 
-  const VecF16Params params{a.num_heads,
-                            a.num_kv_heads,
-                            a.head_dim,
-                            a.kv_seq_len,
-                            a.kv_capacity,
-                            a.resolved_scale(),
-                            static_cast<std::uint32_t>(a.mask),
-                            a.sliding_window,
-                            a.ring_start};
+  const VecF16Params params = detail::vec_f16_params(a);
   const vk::spec_value spec[] = {vk::spec_value::of_float(0, a.softcap)};
   rec.dispatch<decode_f16<D, T>>(params, spec, plan.grid, q, keys, values,
                                  decode_destination(plan, out, scratch));
@@ -608,9 +619,7 @@ void record_decode_f16_coopmat(vk::recorder& rec, const vk::buffer<float>& q,
           "must equal the variant's " + std::to_string(D));
   const decode_plan plan = detail::plan_decode_f16(rec.device(), a, true);
   validate_decode_buffers(op, a, plan, q, out, scratch);
-  const std::uint64_t cache = std::uint64_t{a.batch} * a.num_kv_heads * a.kv_capacity * D;
-  require_elements(op, "keys", keys.size(), cache);
-  require_elements(op, "values", values.size(), cache);
+  detail::require_f16_cache(a, keys, values);
   require(decode_f16_coopmat_supported(rec.target(), D) &&
               kernel::shared_bytes(rec.target()) <= rec.target().shared_memory_bytes,
           op, "device", std::string(rec.target().name),
@@ -618,15 +627,7 @@ void record_decode_f16_coopmat(vk::recorder& rec, const vk::buffer<float>& q,
               std::to_string(kernel::shared_bytes(rec.target())) +
               " bytes of shared memory for the cooperative-matrix kernel");
 
-  const VecF16Params params{a.num_heads,
-                            a.num_kv_heads,
-                            a.head_dim,
-                            a.kv_seq_len,
-                            a.kv_capacity,
-                            a.resolved_scale(),
-                            static_cast<std::uint32_t>(a.mask),
-                            a.sliding_window,
-                            a.ring_start};
+  const VecF16Params params = detail::vec_f16_params(a);
   const vk::spec_value spec[] = {vk::spec_value::of_float(0, a.softcap), {1, plan.heads_per_group}};
   rec.dispatch<kernel>(params, spec, plan.grid, q, keys, values,
                        decode_destination(plan, out, scratch));
