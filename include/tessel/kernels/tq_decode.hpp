@@ -268,7 +268,8 @@ inline TqHbParams tq_hb_params(const tq_decode_args& a, std::uint32_t nwg,
 
 // How decoded rows are staged: f32 holds level * scale exactly as the
 // reference's f32 product; f16 rounds it to half precision (relative error
-// <= 2^-11, an f16 cache's), half the shared-memory bytes the heads read.
+// <= 2^-11 to nearest, 2^-10 toward zero: an f16 cache's), half the
+// shared-memory bytes the heads read and write.
 enum class tq_staging : std::uint32_t { f32 = 32, f16 = 16 };
 
 // What the shipped variants use (docs/perf/tq_decode.md): f16 rows, and
