@@ -336,59 +336,6 @@ std::uint32_t window_start(const tq_decode_args& a) {
              : 0;
 }
 
-// What staging decoded rows in f16 (tessel::kernels::tq_default_staging) can
-// add to each output element, beyond f32 arithmetic: every quantized K and V
-// value v is staged as v (1 + e) with |e| <= u = 2^-10 (round to nearest or
-// toward zero). With W_d = sum_j p_j |v_jd| (the reference's attention of
-// |V|) and A = scale * |q| * max_j |k_j| >= scale * sum_i |q_i k_ji|
-// (Cauchy-Schwarz; rotations keep norms), each score moves by at most
-// u_K A (the softcap only shrinks it), each weight by a factor within
-// exp(+-2 u_K A), so
-//   |out'_d - out_d| <= W_d (u_V + (exp(2 u_K A) - 1) (1 + u_V)),
-// u_K (u_V) being u when K (V) is quantized, else 0. An output returned
-// unrotated gets the row's bound as a vector norm: each of its elements is
-// the dot product of a unit row of R^T and the rotated output.
-std::vector<double> f16_staging_bound(tq_decode_op op, const tq_decode_args& a,
-                                      std::span<const float> q, std::span<const double> keys,
-                                      std::span<const double> values) {
-  const std::size_t D = a.head_dim, rows = std::size_t{a.batch} * a.num_heads;
-  std::vector<double> bound(rows * D, 0.0);
-  if (tessel::kernels::tq_default_staging != tessel::kernels::tq_staging::f16) return bound;
-  const double u = 1.0 / 1024;
-  const double u_keys = tessel::kernels::tq_quantized_keys(op) ? u : 0;
-  const double u_values = tessel::kernels::tq_quantized_values(op, a) ? u : 0;
-  tq_decode_args rotated = a;
-  rotated.unrotate_output = false;
-  std::vector<double> magnitudes(values.begin(), values.end());
-  for (double& v : magnitudes) v = std::fabs(v);
-  const std::vector<double> weights =
-      tessel::reference::tq_decode(op, q, keys, magnitudes, rotated);
-  const std::uint32_t group = a.num_heads / a.num_kv_heads;
-  for (std::size_t row = 0; row < rows; ++row) {
-    const std::size_t cache_head = row / group;  // sequence * num_kv_heads + kv head
-    double longest = 0, query = 0;
-    for (std::size_t slot = 0; slot < a.kv_capacity; ++slot) {
-      double norm = 0;
-      for (std::size_t d = 0; d < D; ++d) {
-        const double k = keys[(cache_head * a.kv_capacity + slot) * D + d];
-        norm += k * k;
-      }
-      longest = std::fmax(longest, std::sqrt(norm));  // unattended slots are NaN
-    }
-    for (std::size_t d = 0; d < D; ++d) query += double(q[row * D + d]) * q[row * D + d];
-    const double spread = a.resolved_scale() * std::sqrt(query) * longest;
-    const double factor = u_values + std::expm1(2 * u_keys * spread) * (1 + u_values);
-    double squares = 0;
-    for (std::size_t d = 0; d < D; ++d) {
-      bound[row * D + d] = factor * weights[row * D + d];
-      squares += bound[row * D + d] * bound[row * D + d];
-    }
-    if (a.unrotate_output)
-      for (std::size_t d = 0; d < D; ++d) bound[row * D + d] = std::sqrt(squares);
-  }
-  return bound;
-}
-
 class TqDecodeKernel : public tessel::test::device_test {
  protected:
   // Runs the op and its reference and compares them.
@@ -473,7 +420,9 @@ class TqDecodeKernel : public tessel::test::device_test {
     // against double on the same dequantized values, as for decode_f16;
     // the inverse rotation adds fwht's butterflies.
     const double absolute = a.unrotate_output ? 1e-5 : 2e-6;
-    const std::vector<double> staging = f16_staging_bound(op, a, q, keys, values);
+    // Plus what staging decoded rows in f16 can add (derived in the reference).
+    const std::vector<double> staging =
+        tessel::reference::tq_f16_staging_bound(op, q, keys, values, a);
     for (std::size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], want[i], absolute + 2e-5 * std::fabs(want[i]) + staging[i])
           << "element " << i;
