@@ -621,7 +621,8 @@ inline op_entry tq_decode_entry(tq_decode_op which) {
     rec.submit_and_wait();
     return tensor_map{{"out", download_f32(out, in.at("q").shape)}};
   };
-  e.reference = [arguments, which](const tensor_map& in, const parameter_map& p) {
+  // What the caches stand for, in double, as reference::tq_decode takes them.
+  auto caches = [arguments, which](const tensor_map& in, const parameter_map& p) {
     const auto [a, format] = arguments(in, p);
     const auto dequantized = [&, format = format](const std::string& codes,
                                                   const std::string& norms) {
@@ -637,8 +638,12 @@ inline op_entry tq_decode_entry(tq_decode_op which) {
     const std::vector<double> values = a.values_f16
                                            ? reference::widen_to_double(in.at("values").as<f16>())
                                            : dequantized("value_codes", "value_norms");
-    return reference_map{
-        {"out", reference::tq_decode(which, in.at("q").as<float>(), keys, values, a)}};
+    return std::pair{keys, values};
+  };
+  e.reference = [arguments, caches, which](const tensor_map& in, const parameter_map& p) {
+    const auto [keys, values] = caches(in, p);
+    return reference_map{{"out", reference::tq_decode(which, in.at("q").as<float>(), keys, values,
+                                                      arguments(in, p).first)}};
   };
   e.demo_cases = [which](std::uint64_t seed) {
     std::mt19937_64 rng(seed);
@@ -702,9 +707,22 @@ inline op_entry tq_decode_entry(tq_decode_op which) {
     return cases;
   };
   // As decode_f16 (f32 arithmetic against double on the same dequantized
-  // values); the inverse rotation adds fwht's 1e-5.
+  // values); the inverse rotation adds fwht's 1e-5. Rows decoded to f16 in
+  // shared memory add up to reference::tq_f16_staging_bound per element:
+  // its largest element on top.
   e.abs_tolerance = 1e-5;
   e.rel_tolerance = 2e-5;
+  e.tolerance_note = "plus the largest element of reference::tq_f16_staging_bound";
+  e.device_tolerance = [portable = e, arguments, caches, which](const target&, const tensor_map& in,
+                                                                const parameter_map& p,
+                                                                scalar_kind output) {
+    op_tolerance bound = portable.tolerance(output);
+    const auto [keys, values] = caches(in, p);
+    const std::vector<double> staging = reference::tq_f16_staging_bound(
+        which, in.at("q").as<float>(), keys, values, arguments(in, p).first);
+    bound.abs += *std::max_element(staging.begin(), staging.end());
+    return bound;
+  };
   return e;
 }
 

@@ -184,31 +184,38 @@ struct decode_engine {
     return (2 * subgroups * T.heads_per_subgroup + 2 * T.heads + T.heads * D) * sizeof(float);
   }
 
-  // Positions per tile: the most (a power of two, at most 64) whose staged
-  // rows of `row_bytes` fit beside the engine's shared memory and take at
-  // most 256 bytes per invocation (the loader holds the next tile in
-  // registers: 16 16-byte loads each, beyond which the H100 spills them),
-  // and at least one step of rows for every position split. 0 when none fit.
-  static constexpr std::uint32_t tile_positions(const target& t, std::uint32_t row_bytes) {
+  // Positions per tile: the most (a power of two, at most max_tile) whose staged
+  // rows of `row_bytes` fit beside the engine's shared memory and whose
+  // loaded rows of `loaded_row_bytes` (the same unless the kernel stages a
+  // decoded form of what it reads) take at most 256 bytes per invocation
+  // (the loader holds the next tile in registers: 16 16-byte loads each,
+  // beyond which the H100 spills them), and at least one step of rows for
+  // every position split. 0 when none fit.
+  static constexpr std::uint32_t tile_positions(const target& t, std::uint32_t row_bytes,
+                                                std::uint32_t loaded_row_bytes = 0,
+                                                std::uint32_t max_tile = 64) {
+    if (loaded_row_bytes == 0) loaded_row_bytes = row_bytes;
     const std::uint32_t smallest = rows_per_step(t) * T.position_splits;
     const std::uint32_t register_bytes = 256 * subgroups * t.subgroup_size;
     if (engine_bytes() + smallest * row_bytes > t.shared_memory_bytes) return 0;
     std::uint32_t tile = smallest;
-    while (tile < 64 && engine_bytes() + 2 * tile * row_bytes <= t.shared_memory_bytes &&
-           2 * tile * row_bytes <= register_bytes)
+    while (tile < max_tile && engine_bytes() + 2 * tile * row_bytes <= t.shared_memory_bytes &&
+           2 * tile * loaded_row_bytes <= register_bytes)
       tile *= 2;
     return tile;
   }
 
   // The GLSL before the kernel's hooks: constants, prototypes, the common
-  // functions and main(). With `query_rotation`, main rotates each query
+  // functions and main(), for tiles sized by tile_positions(t, row_bytes,
+  // loaded_row_bytes, max_tile). With `query_rotation`, main rotates each query
   // row by R(x) = H(s * x) (TurboQuant's, fwht.hpp) when the kernel's bool
   // `fuse_fwht_pre` (a specialization constant) is set; the kernel lists
   // the hadamard_signs snippet.
-  static std::string glsl(const target& t, std::uint32_t row_bytes, bool query_rotation = false) {
+  static std::string glsl(const target& t, std::uint32_t row_bytes, bool query_rotation = false,
+                          std::uint32_t loaded_row_bytes = 0, std::uint32_t max_tile = 64) {
     const std::uint32_t sg = t.subgroup_size, lpr = lanes_per_row(t), rps = sg / lpr;
     const std::uint32_t cpl = row_chunks / lpr;
-    const std::uint32_t tile = tile_positions(t, row_bytes);
+    const std::uint32_t tile = tile_positions(t, row_bytes, loaded_row_bytes, max_tile);
     const std::uint32_t split_positions = tile / T.position_splits;
     const std::uint32_t block = std::min(split_positions, sg);
     const std::uint32_t steps = block / rps;

@@ -26,6 +26,8 @@
 // raw output, both flags false.
 #pragma once
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -76,12 +78,24 @@ struct tq_decode_args : decode_args {
   std::uint32_t nsg = 0;
 };
 
-// The engine tiling of a call with `heads` query heads per workgroup.
+// The engine tiling of a call with `heads` query heads per workgroup: nsg
+// subgroups sharing each head's positions, or when nsg is 0 the engine's
+// default, except 4 for two heads (docs/perf/tq_decode.md: four splits
+// were the fastest or tied at GQA 2 for every format).
 constexpr decode_tiling tq_decode_tiling(std::uint32_t heads, std::uint32_t nsg) {
   decode_tiling t = default_decode_tiling(static_cast<int>(heads));
-  if (nsg != 0) t.position_splits = static_cast<int>(nsg);
+  if (nsg != 0)
+    t.position_splits = static_cast<int>(nsg);
+  else if (heads == 2)
+    t.position_splits = 4;
   return t;
 }
+
+// Positions per NWG slice the host ops aim for: the decoded tile costs
+// more arithmetic per byte than f16 rows, so the split follows positions,
+// not bytes (64 slices of a 32768-position cache beat 32 and 128 at both
+// of docs/perf/tq_decode.md's shapes).
+inline constexpr std::uint32_t tq_slice_positions = 512;
 
 // The format of one quantized cache of a call (K or V).
 constexpr tq_cache_format tq_decode_cache_format(const tq_decode_args& a) {
@@ -133,7 +147,13 @@ inline decode_plan plan_tq_decode(const vk::device_traits& device, tq_decode_op 
                                   const tq_decode_args& a) {
   const std::string_view op = op_name(which);
   validate_tq_rules(which, a);
-  const decode_plan plan = plan_decode(op, device, a, tq_decode_position_bytes(which, a));
+  tq_decode_args split = a;
+  if (a.nwg == 0)
+    split.nwg = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(
+        std::bit_ceil((std::uint64_t{detail::attended_positions(a)} + tq_slice_positions - 1) /
+                      tq_slice_positions),
+        1, max_decode_nwg));
+  const decode_plan plan = plan_decode(op, device, split, tq_decode_position_bytes(which, a));
   const decode_tiling tiling = tq_decode_tiling(plan.heads_per_group, a.nsg);
   require(tiling.subgroups() <= 16, op, "nsg", a.nsg,
           "times heads_per_group = " + std::to_string(plan.heads_per_group) + " must be <= 16");
@@ -222,27 +242,52 @@ inline TqHbParams tq_hb_params(const tq_decode_args& a, std::uint32_t nwg,
 // logical positions of one KV head: every invocation loads its share of the
 // next tile into registers (load_*), writes it to shared memory between
 // barriers (store_*), and the kernel reads each staged row in chunks of 8
-// floats (*_chunk). For a quantized cache the tile holds the packed code
-// words (16-byte loads, a quarter of f16's bytes at 4 bits) and, per row and
-// norm block, the value scale N / sqrt(D) or n_b / scale_factor_d512; a
-// chunk is dequantized on read through the codebook, which the first store
-// copies to shared memory (dynamically indexed private arrays are slow on
-// GPUs). Rows of a tile past `count` repeat its last row: finite, and no
-// load is conditional.
+// floats (*_chunk). For a quantized cache the registers hold the packed code
+// words (16-byte loads, a quarter of f16's bytes at 4 bits) and one norm per
+// 16-byte load; the store decodes them once for the whole workgroup, level *
+// N / sqrt(D) or level * n_b / scale_factor_d512, into rows of f32 or f16
+// (tq_staging) that the query heads then read as decode_f16 reads its tile,
+// with no codebook lookup per head. The codebook sits in shared memory
+// (dynamically indexed private arrays are slow on GPUs): the first load
+// copies it, and the engine's barrier before the first store orders that
+// copy before the reads. Rows of a tile past `count` repeat its last row:
+// finite, and no load is conditional. Nothing computed from a load is
+// needed before the store, so the next tile's reads stay in flight while
+// the staged tile is used.
 //
-// The text goes after the definitions of D, TILE, THREADS (invocations per
-// workgroup) and UNROLL (the engine's), the parameter block (kv_capacity, scale_factor_d512), the
-// buffers <cache>_codes (uint, with a uvec4 wide view) and <cache>_norms,
-// `uint cache_slot(uint position)` (the ring mapping) and the tq_unpack
-// snippet. For cache "key" (and likewise "value"):
+// The text goes after the definitions of D, ROW_CHUNKS (D / 8), TILE,
+// THREADS (invocations per workgroup) and UNROLL (the engine's), the
+// parameter block (kv_capacity, scale_factor_d512), the buffers
+// <cache>_codes (uint, with a uvec4 wide view) and <cache>_norms,
+// `uint cache_slot(uint position)` (the ring mapping), the tq_unpack
+// snippet and tq_tile_levels_glsl. For cache "key" (and likewise "value"):
 //   void load_key_tile(uint cache_head, uint first, uint count)   count in 1..TILE
 //   void store_key_tile()                 between barriers, after load_key_tile
 //   void key_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high)
 //        floats 8 chunk .. 8 chunk + 7 of staged row `row`
 
+// How decoded rows are staged: f32 holds level * scale exactly as the
+// reference's f32 product; f16 rounds it to half precision (relative error
+// <= 2^-11 to nearest, 2^-10 toward zero: an f16 cache's), half the
+// shared-memory bytes the heads read and write.
+enum class tq_staging : std::uint32_t { f32 = 32, f16 = 16 };
+
+// What the shipped variants use (docs/perf/tq_decode.md): f16 rows, and
+// tiles of at most 16 positions, so that several workgroups share a
+// compute unit (16, 32 and 64 tied or 16 won in the sweep).
+inline constexpr tq_staging tq_default_staging = tq_staging::f16;
+inline constexpr std::uint32_t tq_default_max_tile = 16;
+
+// uvec4 of one staged row: the f32 rows hold each chunk's low four floats
+// in the row's first half and its high four in the second, so the lanes
+// reading consecutive chunks read consecutive 16 bytes.
+constexpr std::uint32_t tq_staged_row_vecs(std::uint32_t head_dim, tq_staging s) {
+  return head_dim * static_cast<std::uint32_t>(s) / 128;
+}
+
 // The shared codebook of up to `levels` entries: stage_tq_levels(bits)
-// (every invocation, uniform control flow, between barriers; only the first
-// call copies) and tq_tile_levels(bits, packed), the levels of the four
+// (every invocation; only the first call copies; a barrier before the
+// first read) and tq_tile_levels(bits, packed), the levels of the four
 // codes in the low 4 * storage bits of `packed`.
 inline std::string tq_tile_levels_glsl(std::uint32_t levels) {
   return "const uint TQ_NORM_BLOCK = " + std::to_string(tq_norm_block) + "u;\n" +
@@ -266,90 +311,119 @@ vec4 tq_tile_levels(uint bits, uint packed) {
 
 // The tile of one quantized cache: `cache` is "key" or "value", `bits` a
 // GLSL expression of the code width (a literal or a specialization
-// constant) whose codes take `storage_bits` (4 or 8) each. The codes are
-// staged in the shared array `<cache>_tile`, or in `shared_tile` (TILE *
-// <cache>_tile_VECS uvec4 or more) when the includer declares one to share
-// it with another loader.
+// constant) whose codes take `storage_bits` (4 or 8) each, staged as
+// `staging`. The rows are staged in the shared array `<cache>_tile`, or in
+// `shared_tile` (TILE * tq_staged_row_vecs(D, staging) uvec4 or more) when
+// the includer declares one to share it with another loader.
 inline std::string tq_tile_glsl(std::string_view cache_name, std::string_view bits_expr,
-                                std::uint32_t storage_bits, std::string_view shared_tile = {}) {
+                                std::uint32_t storage_bits, tq_staging staging,
+                                std::string_view shared_tile = {}) {
+  const bool f16_rows = staging == tq_staging::f16;
   std::string text = R"glsl(
-const uint CACHE_tile_VECS = D * STORAGEu / 128u;
+const uint CACHE_tile_VECS = D * STORAGEu / 128u;  // uvec4 of codes per row
+const uint CACHE_tile_ROW_VECS = D * STAGEDu / 128u;  // uvec4 of a staged row
+const uint CACHE_tile_STORES = CACHE_tile_ROW_VECS / CACHE_tile_VECS;  // per uvec4 of codes
 const uint CACHE_tile_LOADS = (TILE * CACHE_tile_VECS + THREADS - 1u) / THREADS;
-const uint CACHE_tile_SCALE_LOADS = (TILE * TQ_NORMS_PER_ROW + THREADS - 1u) / THREADS;
 )glsl";
-  if (shared_tile.empty()) text += "shared uvec4 CACHE_tile[TILE * CACHE_tile_VECS];\n";
-  text += R"glsl(shared float CACHE_tile_scale[TILE * TQ_NORMS_PER_ROW];
-uvec4 CACHE_tile_in[CACHE_tile_LOADS];
-float CACHE_tile_scale_in[CACHE_tile_SCALE_LOADS];
+  if (shared_tile.empty()) text += "shared uvec4 CACHE_tile[TILE * CACHE_tile_ROW_VECS];\n";
+  text += R"glsl(uvec4 CACHE_tile_in[CACHE_tile_LOADS];
+float CACHE_tile_norm_in[CACHE_tile_LOADS];
 
 void load_CACHE_tile(uint cache_head, uint first, uint count) {
+  stage_tq_levels(BITS);
   const uint head_base = cache_head * params.kv_capacity;
   UNROLL for (uint i = 0u; i < CACHE_tile_LOADS; ++i) {
     const uint at = min(gl_LocalInvocationIndex + i * THREADS, TILE * CACHE_tile_VECS - 1u);
-    const uint row = min(at / CACHE_tile_VECS, count - 1u);
-    CACHE_tile_in[i] =
-        CACHE_codes_wide[(head_base + cache_slot(first + row)) * CACHE_tile_VECS + at % CACHE_tile_VECS];
-  }
-  UNROLL for (uint i = 0u; i < CACHE_tile_SCALE_LOADS; ++i) {
-    const uint at = min(gl_LocalInvocationIndex + i * THREADS, TILE * TQ_NORMS_PER_ROW - 1u);
-    const uint row = min(at / TQ_NORMS_PER_ROW, count - 1u);
-    const float norm =
-        CACHE_norms[(head_base + cache_slot(first + row)) * TQ_NORMS_PER_ROW + at % TQ_NORMS_PER_ROW];
-    CACHE_tile_scale_in[i] = tq_value_scale(norm, D, params.scale_factor_d512);
+    const uint row = min(at / CACHE_tile_VECS, count - 1u), vec = at % CACHE_tile_VECS;
+    const uint slot = head_base + cache_slot(first + row);
+    CACHE_tile_in[i] = CACHE_codes_wide[slot * CACHE_tile_VECS + vec];
+    // The norm of the block this uvec4's codes belong to.
+    CACHE_tile_norm_in[i] =
+        CACHE_norms[slot * TQ_NORMS_PER_ROW + vec * (128u / STORAGEu) / TQ_NORM_BLOCK];
   }
 }
 
 void store_CACHE_tile() {
-  stage_tq_levels(BITS);
   UNROLL for (uint i = 0u; i < CACHE_tile_LOADS; ++i) {
     const uint at = gl_LocalInvocationIndex + i * THREADS;
-    if (at < TILE * CACHE_tile_VECS) SHARED_TILE[at] = CACHE_tile_in[i];
-  }
-  UNROLL for (uint i = 0u; i < CACHE_tile_SCALE_LOADS; ++i) {
-    const uint at = gl_LocalInvocationIndex + i * THREADS;
-    if (at < TILE * TQ_NORMS_PER_ROW) CACHE_tile_scale[at] = CACHE_tile_scale_in[i];
-  }
-}
-
-void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
-  // Chunks of a norm block share its scale (one block below D = 512).
-  const float scale = CACHE_tile_scale[row * TQ_NORMS_PER_ROW + chunk / (TQ_NORM_BLOCK / 8u)];
-  if (STORAGEu == 4u) {
-    // One word holds the chunk's 8 nibbles.
-    const uint word = SHARED_TILE[row * CACHE_tile_VECS + (chunk >> 2)][chunk & 3u];
-    low = tq_tile_levels(4u, word) * scale;
-    high = tq_tile_levels(4u, word >> 16) * scale;
-  } else {
-    // Two words hold the chunk's 8 bytes.
-    const uvec4 words = SHARED_TILE[row * CACHE_tile_VECS + (chunk >> 1)];
-    const bool upper = (chunk & 1u) != 0u;
-    low = tq_tile_levels(BITS, upper ? words.z : words.x) * scale;
-    high = tq_tile_levels(BITS, upper ? words.w : words.y) * scale;
+    if (at >= TILE * CACHE_tile_VECS) continue;
+    const uvec4 words = CACHE_tile_in[i];
+    const float scale = tq_value_scale(CACHE_tile_norm_in[i], D, params.scale_factor_d512);
+    const uint row_base = (at / CACHE_tile_VECS) * CACHE_tile_ROW_VECS;
+    const uint first_piece = (at % CACHE_tile_VECS) * CACHE_tile_STORES;
+    // The 8 invocations of one 16-byte store phase start at different
+    // pieces so that they write 8 different bank groups.
+    const uint rotation = at / (8u / CACHE_tile_STORES);
+    UNROLL for (uint k = 0u; k < CACHE_tile_STORES; ++k) {
+      const uint piece = (k + rotation) % CACHE_tile_STORES;
+      STORE_PIECE
+    }
   }
 }
 )glsl";
-  text = replace_all(std::move(text), "SHARED_TILE",
-                     shared_tile.empty() ? std::string(cache_name) + "_tile" : shared_tile);
+  if (f16_rows) {
+    // Piece p: chunk first_piece + p, 8 codes (one word of nibbles, two of bytes).
+    text = replace_all(std::move(text), "STORE_PIECE", R"glsl(vec4 low, high;
+      if (STORAGEu == 4u) {
+        low = tq_tile_levels(4u, words[piece]) * scale;
+        high = tq_tile_levels(4u, words[piece] >> 16) * scale;
+      } else {
+        low = tq_tile_levels(BITS, words[2u * piece]) * scale;
+        high = tq_tile_levels(BITS, words[2u * piece + 1u]) * scale;
+      }
+      SHARED_TILE[row_base + first_piece + piece] = uvec4(packHalf2x16(low.xy), packHalf2x16(low.zw),
+                                                          packHalf2x16(high.xy), packHalf2x16(high.zw));)glsl");
+  } else {
+    // Piece p: the low (p even) or high four floats of chunk (first_piece + p) / 2.
+    text = replace_all(
+        std::move(text), "STORE_PIECE",
+        R"glsl(const uint packed = STORAGEu == 4u ? words[piece / 2u] >> (16u * (piece % 2u)) : words[piece];
+      const uint at_piece = first_piece + piece;
+      SHARED_TILE[row_base + (at_piece % 2u) * ROW_CHUNKS + at_piece / 2u] =
+          floatBitsToUint(tq_tile_levels(BITS, packed) * scale);)glsl");
+    text += R"glsl(
+void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
+  low = uintBitsToFloat(SHARED_TILE[row * CACHE_tile_ROW_VECS + chunk]);
+  high = uintBitsToFloat(SHARED_TILE[row * CACHE_tile_ROW_VECS + ROW_CHUNKS + chunk]);
+}
+)glsl";
+  }
+  const std::string tile =
+      shared_tile.empty() ? std::string(cache_name) + "_tile" : std::string(shared_tile);
+  text = replace_all(std::move(text), "SHARED_TILE", tile);
   text = replace_all(std::move(text), "CACHE", cache_name);
   text = replace_all(std::move(text), "STORAGE", std::to_string(storage_bits));
-  return replace_all(std::move(text), "BITS", bits_expr);
+  text =
+      replace_all(std::move(text), "STAGED", std::to_string(static_cast<std::uint32_t>(staging)));
+  text = replace_all(std::move(text), "BITS", bits_expr);
+  return f16_rows ? text + f16_tile_chunk_glsl(cache_name, tile) : text;
 }
 
 // --- kernels -------------------------------------------------------------------
 
-// The decode kernel of op `Op` on the decode engine, for head dim D and the
-// engine tiling T. Specialization constants: softcap (id 0, the engine's),
-// codebook_bits (id 1: the byte width, 5, 6 or 8; tq_hb_decode and the
-// hybrid's V), values_f16 (id 2, the hybrid's V type) and fuse_fwht_pre
-// (id 3: the engine rotates each query row in registers first).
-template <int D, decode_tiling T, tq_decode_op Op>
+// The decode kernel of op `Op` on the decode engine, for head dim D, the
+// engine tiling T, quantized rows staged as S and tiles of at most MaxTile
+// positions (fewer than the engine's 64 leave room in shared memory for
+// more workgroups per compute unit). Specialization constants:
+// softcap (id 0, the engine's), codebook_bits (id 1: the byte width, 5, 6
+// or 8; tq_hb_decode and the hybrid's V), values_f16 (id 2, the hybrid's V
+// type) and fuse_fwht_pre (id 3: the engine rotates each query row in
+// registers first).
+template <int D, decode_tiling T, tq_decode_op Op, tq_staging S = tq_default_staging,
+          std::uint32_t MaxTile = tq_default_max_tile>
 struct tq_decode_kernel {
   static_assert(D >= 64 && D <= 512 && (D & (D - 1)) == 0,
                 "tq_decode: head_dim must be a power of two in [64, 512]");
   using engine = decode_engine<D, T>;
   static constexpr bool hybrid = Op == tq_decode_op::hybrid;
-  static constexpr auto name = tessel::name(op_name(Op), "d", D, "h", T.heads, "r",
-                                            T.heads_per_subgroup, "p", T.position_splits);
+  static constexpr auto name = [] {
+    if constexpr (S == tq_default_staging && MaxTile == tq_default_max_tile)
+      return tessel::name(op_name(Op), "d", D, "h", T.heads, "r", T.heads_per_subgroup, "p",
+                          T.position_splits);
+    else
+      return tessel::name(op_name(Op), "d", D, "h", T.heads, "r", T.heads_per_subgroup, "p",
+                          T.position_splits, "s", static_cast<int>(S), "t", MaxTile);
+  }();
   using params = std::conditional_t<Op == tq_decode_op::nibble, TqParams, TqHbParams>;
   using bindings = std::conditional_t<
       hybrid,
@@ -372,36 +446,46 @@ struct tq_decode_kernel {
       extension::subgroup_basic | extension::subgroup_arithmetic | extension::subgroup_shuffle |
       extension::control_flow_attributes;
 
-  static constexpr std::uint32_t norm_bytes = 4 * tq_norms_per_position(D);
-  static constexpr std::uint32_t levels = Op == tq_decode_op::nibble ? 16 : 256;
-  // Shared bytes of one staged row: K and V codes (or f16) and scales. The
-  // hybrid's V tile holds f16 rows or byte codes in the same array.
-  static constexpr std::uint32_t row_bytes = Op == tq_decode_op::nibble ? 2 * (D / 2 + norm_bytes)
-                                             : Op == tq_decode_op::byte
-                                                 ? 2 * (D + norm_bytes)
-                                                 : 2 * D + 2 * D + norm_bytes;
+  static constexpr std::uint32_t storage_bits = Op == tq_decode_op::nibble ? 4 : 8;
+  static constexpr std::uint32_t levels = 1u << storage_bits;
+  // Bytes of one position's K or V as loaded (codes and one norm per 16
+  // bytes of codes, or f16) and as staged (decoded rows).
+  static constexpr std::uint32_t quantized_loaded_bytes = D * storage_bits / 8 * (16 + 4) / 16;
+  static constexpr std::uint32_t quantized_staged_bytes = 16 * tq_staged_row_vecs(D, S);
+  static constexpr std::uint32_t f16_row_bytes = 2 * D;
+  static constexpr std::uint32_t loaded_row_bytes =
+      hybrid ? f16_row_bytes + std::max(f16_row_bytes, quantized_loaded_bytes)
+             : 2 * quantized_loaded_bytes;
+  // The hybrid's V tile holds f16 rows or decoded rows in the same array.
+  static constexpr std::uint32_t value_row_bytes =
+      hybrid ? std::max(f16_row_bytes, quantized_staged_bytes) : quantized_staged_bytes;
+  static constexpr std::uint32_t row_bytes =
+      (hybrid ? f16_row_bytes : quantized_staged_bytes) + value_row_bytes;
   // The codebook's bytes spread over the smallest tile's rows, so the
   // engine sizes tiles with room for it.
   static constexpr std::uint32_t tiling_row_bytes(const target& t) {
     const std::uint32_t smallest = engine::rows_per_step(t) * T.position_splits;
     return row_bytes + (levels * 4 + smallest - 1) / smallest;
   }
+  static constexpr std::uint32_t tile_positions(const target& t) {
+    return engine::tile_positions(t, tiling_row_bytes(t), loaded_row_bytes, MaxTile);
+  }
   static constexpr std::uint32_t shared_bytes(const target& t) {
-    return engine::engine_bytes() + engine::tile_positions(t, tiling_row_bytes(t)) * row_bytes +
-           levels * 4;
+    return engine::engine_bytes() + tile_positions(t) * row_bytes + levels * 4;
   }
 
   static std::string body(const target& t) {
-    std::string text = engine::glsl(t, tiling_row_bytes(t), true) + tq_tile_levels_glsl(levels);
+    std::string text = engine::glsl(t, tiling_row_bytes(t), true, loaded_row_bytes, MaxTile) +
+                       tq_tile_levels_glsl(levels);
     if constexpr (Op == tq_decode_op::nibble) {
-      text += tq_tile_glsl("key", "4u", 4) + tq_tile_glsl("value", "4u", 4);
+      text += tq_tile_glsl("key", "4u", 4, S) + tq_tile_glsl("value", "4u", 4, S);
     } else if constexpr (Op == tq_decode_op::byte) {
-      text += tq_tile_glsl("key", "codebook_bits", 8) + tq_tile_glsl("value", "codebook_bits", 8);
+      text +=
+          tq_tile_glsl("key", "codebook_bits", 8, S) + tq_tile_glsl("value", "codebook_bits", 8, S);
     } else {
-      // One shared array holds either kind of V row (f16 rows are the larger).
-      text += f16_tile_glsl("key", "keys") +
-              "\nshared uvec4 hybrid_value_tile[TILE * ROW_CHUNKS];\n" +
-              tq_tile_glsl("value", "codebook_bits", 8, "hybrid_value_tile") +
+      text += f16_tile_glsl("key", "keys") + "\nshared uvec4 hybrid_value_tile[TILE * " +
+              std::to_string(value_row_bytes / 16) + "u];\n" +
+              tq_tile_glsl("value", "codebook_bits", 8, S, "hybrid_value_tile") +
               f16_tile_glsl("value_f16", "values", "hybrid_value_tile");
     }
     return text + std::string(hybrid ? hybrid_hooks : decode_key_value_hooks);
@@ -438,10 +522,10 @@ void value_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
 // The shipped variants: every head dim, every head count with its default
 // tiling.
 template <tq_decode_op Op, int D>
-using tq_decode_head_variants = variant_list<tq_decode_kernel<D, default_decode_tiling(1), Op>,
-                                             tq_decode_kernel<D, default_decode_tiling(2), Op>,
-                                             tq_decode_kernel<D, default_decode_tiling(4), Op>,
-                                             tq_decode_kernel<D, default_decode_tiling(8), Op>>;
+using tq_decode_head_variants = variant_list<tq_decode_kernel<D, tq_decode_tiling(1, 0), Op>,
+                                             tq_decode_kernel<D, tq_decode_tiling(2, 0), Op>,
+                                             tq_decode_kernel<D, tq_decode_tiling(4, 0), Op>,
+                                             tq_decode_kernel<D, tq_decode_tiling(8, 0), Op>>;
 template <tq_decode_op Op>
 using tq_decode_op_variants =
     join_variants_t<tq_decode_head_variants<Op, 64>, tq_decode_head_variants<Op, 128>,
@@ -470,16 +554,19 @@ void with_position_splits(std::uint32_t heads, std::uint32_t nsg, F&& f) {
   if (splits == 4) f(std::integral_constant<int, 4>{});
 }
 
-// One decode step of op `Op` at head dim D: validates everything, then
-// records the kernel, then the merge of its slices (decode_reduce, or
-// decode_reduce_unrotate when unrotate_output) or, with one slice and
-// unrotate_output, fwht's unrotate of the output.
-template <tq_decode_op Op, int D>
-void record_tq_decode_for(vk::recorder& rec, const vk::buffer<float>& q,
-                          const tq_cache_buffers& keys, const vk::buffer<f16>* f16_keys,
-                          const tq_cache_buffers& values, const vk::buffer<f16>* f16_values,
-                          const vk::buffer<float>& out, const vk::buffer<float>* scratch,
-                          const tq_decode_args& a) {
+// One decode step of op `Op` at head dim D: validates
+// everything, then records the kernel, then the merge of its slices
+// (decode_reduce, or decode_reduce_unrotate when unrotate_output) or, with
+// one slice and unrotate_output, fwht's unrotate of the output. Kernel<T>
+// is the kernel run for the planned tiling T (one head per subgroup, nsg
+// position splits): the shipped variant, or another one a benchmark
+// compares.
+template <tq_decode_op Op, int D, template <decode_tiling> class Kernel>
+void record_tq_decode_with(vk::recorder& rec, const vk::buffer<float>& q,
+                           const tq_cache_buffers& keys, const vk::buffer<f16>* f16_keys,
+                           const tq_cache_buffers& values, const vk::buffer<f16>* f16_values,
+                           const vk::buffer<float>& out, const vk::buffer<float>* scratch,
+                           const tq_decode_args& a) {
   constexpr std::string_view op = op_name(Op);
   const decode_plan plan = plan_tq_decode(rec.device(), Op, a);
   validate_decode_buffers(op, a, plan, q, out, scratch);
@@ -515,7 +602,7 @@ void record_tq_decode_for(vk::recorder& rec, const vk::buffer<float>& q,
     detail::with_position_splits(plan.heads_per_group, a.nsg, [&](auto splits) {
       constexpr decode_tiling tiling{decltype(heads)::value, 1, decltype(splits)::value};
       if constexpr (tiling.valid()) {
-        using kernel = tq_decode_kernel<D, tiling, Op>;
+        using kernel = Kernel<tiling>;
         if constexpr (Op == tq_decode_op::nibble) {
           rec.dispatch<kernel>(tq_params(a, plan.nwg), spec, plan.grid, q, *keys.codes, *keys.norms,
                                *values.codes, *values.norms, dst);
@@ -537,6 +624,22 @@ void record_tq_decode_for(vk::recorder& rec, const vk::buffer<float>& q,
   } else {
     record_fwht(rec, out, rows, D, hadamard_mode::unrotate);
   }
+}
+
+template <tq_decode_op Op, int D>
+struct tq_default_kernel {
+  template <decode_tiling T>
+  using kernel = tq_decode_kernel<D, T, Op>;
+};
+
+template <tq_decode_op Op, int D>
+void record_tq_decode_for(vk::recorder& rec, const vk::buffer<float>& q,
+                          const tq_cache_buffers& keys, const vk::buffer<f16>* f16_keys,
+                          const tq_cache_buffers& values, const vk::buffer<f16>* f16_values,
+                          const vk::buffer<float>& out, const vk::buffer<float>* scratch,
+                          const tq_decode_args& a) {
+  record_tq_decode_with<Op, D, tq_default_kernel<Op, D>::template kernel>(
+      rec, q, keys, f16_keys, values, f16_values, out, scratch, a);
 }
 
 template <tq_decode_op Op>

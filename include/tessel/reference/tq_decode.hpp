@@ -56,4 +56,60 @@ inline std::vector<double> tq_decode(kernels::tq_decode_op which, std::span<cons
   return out;
 }
 
+// What staging decoded rows in f16 (kernels::tq_default_staging) can add to
+// each output element of the op, beyond f32 arithmetic, for q and the
+// caches `keys` / `values` as tq_decode takes them: every quantized K and V
+// value v is staged as v (1 + e) with |e| <= u = 2^-10 (rounding to
+// nearest or toward zero). With W_d = sum_j p_j |v_jd| (the attention of
+// |V|) and A = scale * |q| * max_j |k_j| >= scale * sum_i |q_i k_ji|
+// (Cauchy-Schwarz; rotations keep norms), each score moves by at most
+// u_K A (the softcap only shrinks it) and each weight by a factor within
+// exp(+-2 u_K A), so
+//   |out'_d - out_d| <= W_d (u_V + (exp(2 u_K A) - 1) (1 + u_V)),
+// u_K (u_V) being u when K (V) is quantized, else 0. An output returned
+// unrotated gets its row's bound as a vector norm: each element is the dot
+// product of a unit row of R^T and the rotated output. All zeros when the
+// kernels stage f32 rows.
+inline std::vector<double> tq_f16_staging_bound(kernels::tq_decode_op which,
+                                                std::span<const float> q,
+                                                std::span<const double> keys,
+                                                std::span<const double> values,
+                                                const kernels::tq_decode_args& a) {
+  const std::size_t D = a.head_dim, rows = std::size_t{a.batch} * a.num_heads;
+  std::vector<double> bound(rows * D, 0.0);
+  if (kernels::tq_default_staging != kernels::tq_staging::f16) return bound;
+  const double u = 1.0 / 1024;
+  const double u_keys = kernels::tq_quantized_keys(which) ? u : 0;
+  const double u_values = kernels::tq_quantized_values(which, a) ? u : 0;
+  kernels::tq_decode_args rotated = a;
+  rotated.unrotate_output = false;
+  std::vector<double> magnitudes(values.begin(), values.end());
+  for (double& v : magnitudes) v = std::fabs(v);
+  const std::vector<double> weights = tq_decode(which, q, keys, magnitudes, rotated);
+  const std::uint32_t group = a.num_heads / a.num_kv_heads;
+  for (std::size_t row = 0; row < rows; ++row) {
+    const std::size_t cache_head = row / group;  // sequence * num_kv_heads + KV head
+    double longest = 0, query = 0;
+    for (std::size_t slot = 0; slot < a.kv_capacity; ++slot) {
+      double norm = 0;
+      for (std::size_t d = 0; d < D; ++d) {
+        const double k = keys[(cache_head * a.kv_capacity + slot) * D + d];
+        norm += k * k;
+      }
+      longest = std::fmax(longest, std::sqrt(norm));  // NaN (unattended) slots drop out
+    }
+    for (std::size_t d = 0; d < D; ++d) query += double{q[row * D + d]} * q[row * D + d];
+    const double spread = a.resolved_scale() * std::sqrt(query) * longest;
+    const double factor = u_values + std::expm1(2 * u_keys * spread) * (1 + u_values);
+    double squares = 0;
+    for (std::size_t d = 0; d < D; ++d) {
+      bound[row * D + d] = factor * weights[row * D + d];
+      squares += bound[row * D + d] * bound[row * D + d];
+    }
+    if (a.unrotate_output)
+      for (std::size_t d = 0; d < D; ++d) bound[row * D + d] = std::sqrt(squares);
+  }
+  return bound;
+}
+
 }  // namespace tessel::reference
