@@ -42,16 +42,19 @@ static_assert(layout<VecF16Params>::matches_host);
 using decode_f16_args = decode_args;
 
 // The reader of rows of D halves staged in the shared array `shared_tile`
-// (ROW_CHUNKS uvec4 per row): void <cache>_tile_chunk(uint row, uint chunk,
-// out vec4 low, out vec4 high), the floats 8 chunk .. 8 chunk + 7.
-inline std::string f16_tile_chunk_glsl(std::string_view cache_name, std::string_view shared_tile) {
+// (`row_stride` uvec4 per row, ROW_CHUNKS of them used): void
+// <cache>_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high), the
+// floats 8 chunk .. 8 chunk + 7.
+inline std::string f16_tile_chunk_glsl(std::string_view cache_name, std::string_view shared_tile,
+                                       std::string_view row_stride = "ROW_CHUNKS") {
   std::string text = R"glsl(
 void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
-  const uvec4 packed = SHARED_TILE[row * ROW_CHUNKS + chunk];
+  const uvec4 packed = SHARED_TILE[row * ROW_STRIDE + chunk];
   low = vec4(unpackHalf2x16(packed.x), unpackHalf2x16(packed.y));
   high = vec4(unpackHalf2x16(packed.z), unpackHalf2x16(packed.w));
 }
 )glsl";
+  text = replace_all(std::move(text), "ROW_STRIDE", row_stride);
   return replace_all(replace_all(std::move(text), "SHARED_TILE", shared_tile), "CACHE", cache_name);
 }
 
@@ -95,21 +98,12 @@ void store_CACHE_tile() {
       SHARED_TILE[at / ROW_CHUNKS * CACHE_tile_STRIDE + at % ROW_CHUNKS] = CACHE_tile_in[i];
   }
 }
-<<<<<<< HEAD
-
-void CACHE_tile_chunk(uint row, uint chunk, out vec4 low, out vec4 high) {
-  const uvec4 packed = SHARED_TILE[row * CACHE_tile_STRIDE + chunk];
-  low = vec4(unpackHalf2x16(packed.x), unpackHalf2x16(packed.y));
-  high = vec4(unpackHalf2x16(packed.z), unpackHalf2x16(packed.w));
-}
-=======
->>>>>>> tqperf
 )glsl";
   const std::string tile =
       shared_tile.empty() ? std::string(cache_name) + "_tile" : std::string(shared_tile);
   text = replace_all(std::move(text), "SHARED_TILE", tile);
   return replace_all(replace_all(std::move(text), "CACHE", cache_name), "BUFFER", buffer_name) +
-         f16_tile_chunk_glsl(cache_name, tile);
+         f16_tile_chunk_glsl(cache_name, tile, std::string(cache_name) + "_tile_STRIDE");
 }
 
 template <int D, decode_tiling T = default_decode_tiling(1)>
