@@ -23,6 +23,7 @@
 #include "tessel/kernels/fwht.hpp"
 #include "tessel/kernels/prefill.hpp"
 #include "tessel/kernels/prefill_blk.hpp"
+#include "tessel/kernels/tq_decode.hpp"
 #include "tessel/kernels/tq_encode.hpp"
 
 namespace {
@@ -126,9 +127,8 @@ void tq_encode_limits(FuzzedDataProvider& data) {
          "tq_encode", "positions outside the cache");
 }
 
-void decode_f16_limits(FuzzedDataProvider& data) {
-  argument_source u32(data);
-  decode_f16_args a;
+// The attention arguments every decode op shares, drawn.
+void draw_decode_args(FuzzedDataProvider& data, argument_source& u32, decode_args& a) {
   a.batch = u32();
   a.num_heads = u32();
   a.num_kv_heads = u32();
@@ -142,26 +142,70 @@ void decode_f16_limits(FuzzedDataProvider& data) {
   a.softcap = real(data);
   a.nwg = u32();
   a.heads_per_group = u32();
-  // lavapipe's traits and an H100's: the split depends on them.
+}
+
+// lavapipe's traits and an H100's: the split depends on them.
+tessel::vk::device_traits draw_device(FuzzedDataProvider& data) {
   tessel::vk::device_traits device;
   device.subgroup_size = data.ConsumeBool() ? 8 : 32;
   device.compute_units = data.ConsumeBool() ? 0 : 132;
-  const decode_plan plan = plan_decode_f16(device, a);
+  return device;
+}
+
+// What an accepted decode plan must hold, whatever the cache's format.
+void expect_decode_plan(const char* op, const decode_args& a, const decode_plan& plan) {
   const wide rows = wide{a.batch} * a.num_heads;
-  expect(rows * a.head_dim <= index_limit, "decode_f16", "a q size");
-  expect(wide{a.batch} * a.num_kv_heads * a.kv_capacity * a.head_dim <= index_limit, "decode_f16",
-         "a cache size");
-  expect(a.kv_seq_len >= 1 && a.kv_seq_len <= a.kv_capacity && a.ring_start < a.kv_capacity,
-         "decode_f16", "positions outside the cache");
+  expect(rows * a.head_dim <= index_limit, op, "a q size");
+  expect(a.kv_seq_len >= 1 && a.kv_seq_len <= a.kv_capacity && a.ring_start < a.kv_capacity, op,
+         "positions outside the cache");
   expect(plan.grid.x >= 1 && plan.grid.x <= max_decode_nwg && plan.grid.y >= 1 &&
              plan.grid.y <= max_grid_x && plan.grid.z >= 1 && plan.grid.z <= max_grid_x,
-         "decode_f16", "a grid");
+         op, "a grid");
   expect(plan.nwg == 1 ? plan.scratch_floats == 0
                        : plan.scratch_floats == rows * plan.nwg * (wide{a.head_dim} + 2) &&
                              plan.scratch_floats <= index_limit,
-         "decode_f16", "a scratch size");
+         op, "a scratch size");
   expect(plan.heads_per_group >= 1 && (a.num_heads / a.num_kv_heads) % plan.heads_per_group == 0,
-         "decode_f16", "a head grouping");
+         op, "a head grouping");
+}
+
+void decode_f16_limits(FuzzedDataProvider& data) {
+  argument_source u32(data);
+  decode_f16_args a;
+  draw_decode_args(data, u32, a);
+  const decode_plan plan = plan_decode_f16(draw_device(data), a);
+  expect_decode_plan("decode_f16", a, plan);
+  expect(wide{a.batch} * a.num_kv_heads * a.kv_capacity * a.head_dim <= index_limit, "decode_f16",
+         "a cache size");
+}
+
+void tq_decode_limits(FuzzedDataProvider& data) {
+  argument_source u32(data);
+  const tq_decode_op which =
+      data.PickValueInArray({tq_decode_op::nibble, tq_decode_op::byte, tq_decode_op::hybrid});
+  tq_decode_args a;
+  draw_decode_args(data, u32, a);
+  a.bits = u32();
+  a.values_f16 = data.ConsumeBool();
+  a.scale_factor_d512 = real(data);
+  a.nsg = u32();
+  const decode_plan plan = plan_tq_decode(draw_device(data), which, a);
+  const char* op = which == tq_decode_op::nibble ? "tq_decode"
+                   : which == tq_decode_op::byte ? "tq_hb_decode"
+                                                 : "tq_hybrid_decode";
+  expect_decode_plan(op, a, plan);
+  const tq_cache_format format = tq_decode_cache_format(a);
+  const bool quantized = tq_quantized_keys(which) || tq_quantized_values(which, a);
+  expect(!quantized || (wide{tq_code_words(format)} <= index_limit &&
+                        wide{tq_norm_count(format)} <= index_limit),
+         op, "a code or norm buffer past 32-bit indexing");
+  expect(tq_quantized_keys(which) ||
+             wide{a.batch} * a.num_kv_heads * a.kv_capacity * a.head_dim <= index_limit,
+         op, "an f16 cache size");
+  expect(
+      wide{plan.heads_per_group} * tq_decode_tiling(plan.heads_per_group, a.nsg).position_splits <=
+          16,
+      op, "more than 16 subgroups");
 }
 
 void prefill_limits(FuzzedDataProvider& data) {
@@ -211,11 +255,10 @@ struct op_limits {
   const char* name;
   void (*check)(FuzzedDataProvider&);
 };
-constexpr op_limits ops[] = {{"fwht", fwht_limits},
-                             {"decode_reduce", decode_reduce_limits},
-                             {"tq_encode", tq_encode_limits},
-                             {"decode_f16", decode_f16_limits},
-                             {"prefill", prefill_limits}};
+constexpr op_limits ops[] = {
+    {"fwht", fwht_limits},           {"decode_reduce", decode_reduce_limits},
+    {"tq_encode", tq_encode_limits}, {"decode_f16", decode_f16_limits},
+    {"tq_decode", tq_decode_limits}, {"prefill", prefill_limits}};
 
 }  // namespace
 
