@@ -33,4 +33,7 @@ fi
 # its shader cache. One cache for every build the scripts make (test.sh,
 # sanitize.sh, fuzz.sh) lets a later run reuse the compiles of an earlier
 # one: the same GLSL gives the same SPIR-V whichever compiler built tessel.
+# Mesa creates only the last component of the path; without the directory
+# it disables the cache and says so on stderr.
 export MESA_SHADER_CACHE_DIR="${MESA_SHADER_CACHE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cache/mesa}"
+mkdir -p "$MESA_SHADER_CACHE_DIR"
