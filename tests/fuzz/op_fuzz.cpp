@@ -266,7 +266,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* bytes, std::size_t siz
     const bool integer =
         result->second.kind == scalar_kind::u8 || result->second.kind == scalar_kind::u32;
     const bool compare_values = demo_parameters && (!integer || demo_tensors);
-    const tessel::op_tolerance tolerance = op.tolerance(result->second.kind);
+    const tessel::op_tolerance tolerance =
+        op.tolerance(ctx.target(), in, params, result->second.kind);
     const tessel::op_error e =
         compare_values ? tessel::compare(result->second, reference, tolerance.abs, tolerance.rel)
                        : tessel::compare(result->second, reference,
