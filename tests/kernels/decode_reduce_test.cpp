@@ -12,6 +12,7 @@
 
 #include "tessel/kernels/decode_reduce.hpp"
 #include "tessel/kernels/fwht.hpp"
+#include "tessel/reference/decode_reduce.hpp"
 #include "tessel/reference/fwht.hpp"
 #include "vk/fixture.hpp"
 
@@ -104,12 +105,16 @@ TEST_F(DecodeReduce, EqualsUnsplitAttentionForRaggedSplits) {
     std::uint32_t nrows, head_dim, kv_len, nwg;
   };
   // kv_len 1 with nwg 5 leaves four empty slices; 33 keys over 32 slices
-  // leave a one-key tail; 1000 over 7 is ragged.
+  // leave a one-key tail; 1000 over 7 is ragged; 200 and 256 slices are more
+  // than a workgroup's invocations, 200 not a multiple of the 8 lanes that
+  // share an output chunk.
   for (const shape s : {shape{4, 64, 1, 5},
                         {3, 128, 33, 32},
                         {8, 256, 1000, 7},
                         {2, 512, 129, 64},
-                        {5, 256, 77, 1}}) {
+                        {5, 256, 77, 1},
+                        {3, 128, 1000, 200},
+                        {2, 512, 600, 256}}) {
     const std::uint64_t seed = tessel::test::test_seed();
     SCOPED_TRACE("seed " + std::to_string(seed) + " rows=" + std::to_string(s.nrows) +
                  " D=" + std::to_string(s.head_dim) + " kv=" + std::to_string(s.kv_len) +
@@ -119,6 +124,17 @@ TEST_F(DecodeReduce, EqualsUnsplitAttentionForRaggedSplits) {
     for (std::size_t i = 0; i < got.size(); ++i)
       ASSERT_NEAR(got[i], p.expected[i], 1e-5 * (1 + std::fabs(p.expected[i]))) << "element " << i;
   }
+}
+
+// More rows than one grid dimension holds: rows continue along z, and the
+// last rows (and the first) are merged like the rest.
+TEST_F(DecodeReduce, RowsBeyondTheGridLimitAreMerged) {
+  const std::uint32_t nrows = tessel::max_grid_x + 3;
+  const auto p = make_problem(nrows, 64, 3, 2, tessel::test::test_seed(), -1);
+  const auto got = run(p);
+  const auto want = tessel::reference::decode_reduce(p.partials, nrows, 64, 2);
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << "element " << i;
 }
 
 TEST_F(DecodeReduce, FullyMaskedRowsAreExactZeros) {

@@ -166,35 +166,61 @@ float group_sum(float value, uint group, uint lane, uint width) {
 // The merge of the decode reduce (kernels/decode_reduce.hpp has the partials
 // layout): for one query row, the weights exp(M_w - max M) of its NWG slices
 // and the normalized output elements. The including kernel defines D and
-// MAX_NWG, the specialization constant `nwg` and the buffer `partials`.
+// MAX_NWG, the specialization constant `nwg` and the buffer `partials`, and
+// runs workgroups of at most 128 invocations.
 //   void  decode_reduce_weights(uint nrows, uint row, uint tid)
 //           fills the slice weights and the inverse weighted sum; every
-//           invocation of the workgroup calls it in uniform control flow;
+//           invocation of the workgroup calls it in uniform control flow,
+//           and each takes every THREADS-th slice;
 //   float decode_reduce_element(uint row, uint d)
 //           element d of the merged row (after decode_reduce_weights).
 // A row whose slices are all empty gets exact zeros.
 struct decode_reduce_merge {
-  static constexpr extension extensions = extension::none;
+  static constexpr extension extensions =
+      extension::subgroup_basic | extension::subgroup_arithmetic;
   static constexpr std::string_view text = R"glsl(
 shared float slice_weight[MAX_NWG];
-shared float inverse_sum;
+shared float subgroup_values[128];
+float inverse_sum;
+
+// The workgroup's max (sum) of x, in every invocation; uniform control flow.
+float workgroup_max(float x) {
+  x = subgroupMax(x);
+  if (subgroupElect()) subgroup_values[gl_SubgroupID] = x;
+  barrier();
+  float result = subgroup_values[0];
+  for (uint i = 1u; i < gl_NumSubgroups; ++i) result = max(result, subgroup_values[i]);
+  barrier();
+  return result;
+}
+
+float workgroup_sum(float x) {
+  x = subgroupAdd(x);
+  if (subgroupElect()) subgroup_values[gl_SubgroupID] = x;
+  barrier();
+  float result = subgroup_values[0];
+  for (uint i = 1u; i < gl_NumSubgroups; ++i) result += subgroup_values[i];
+  barrier();
+  return result;
+}
 
 void decode_reduce_weights(uint nrows, uint row, uint tid) {
-  if (tid == 0u) {
-    // Empty slices hold S = 0 and the finite sentinel M = -FLT_MAX/2, so
-    // they get weight 0 (or 1 times S = 0) and never produce NaN.
-    const uint stats = nrows * D * nwg + row * 2u * nwg;
-    float row_max = -1.70141173e38;
-    for (uint w = 0u; w < nwg; ++w) row_max = max(row_max, partials[stats + 2u * w + 1u]);
-    float sum = 0.0;
-    for (uint w = 0u; w < nwg; ++w) {
-      const float weight = exp(partials[stats + 2u * w + 1u] - row_max);
-      slice_weight[w] = weight;
-      sum += weight * partials[stats + 2u * w];
-    }
-    inverse_sum = sum == 0.0 ? 0.0 : 1.0 / sum;
+  // Empty slices hold S = 0 and the finite sentinel M = -FLT_MAX/2, so
+  // they get weight 0 (or 1 times S = 0) and never produce NaN.
+  const uint threads = gl_WorkGroupSize.x * gl_WorkGroupSize.y * gl_WorkGroupSize.z;
+  const uint stats = nrows * D * nwg + row * 2u * nwg;
+  float row_max = -1.70141173e38;
+  for (uint w = tid; w < nwg; w += threads) row_max = max(row_max, partials[stats + 2u * w + 1u]);
+  row_max = workgroup_max(row_max);
+  float sum = 0.0;
+  for (uint w = tid; w < nwg; w += threads) {
+    const float weight = exp(partials[stats + 2u * w + 1u] - row_max);
+    slice_weight[w] = weight;
+    sum += weight * partials[stats + 2u * w];
   }
-  barrier();
+  // Its barrier also orders the weights before their reads.
+  sum = workgroup_sum(sum);
+  inverse_sum = sum == 0.0 ? 0.0 : 1.0 / sum;
 }
 
 float decode_reduce_element(uint row, uint d) {

@@ -38,33 +38,55 @@ constexpr std::uint64_t decode_partials_size(std::uint64_t nrows, std::uint64_t 
   return nrows * nwg * (head_dim + 2);
 }
 
-// One workgroup per row. NWG is a specialization constant: a decode loop uses
-// one or two values, each compiled once.
+// A row's output is cut into groups of up to 16 float4 chunks (64 dims), one
+// workgroup each, so that a few long rows (D = 512 with 64 slices: 16 rows on
+// 132 compute units) still spread over the machine: 8 invocations share a
+// chunk, each reading every 8th slice (the slices of a chunk are contiguous,
+// so 8 lanes read 128 consecutive bytes), and their sums meet by shuffles.
+// Every workgroup of a row computes the row's slice weights. NWG is a
+// specialization constant: a decode loop uses one or two values, each
+// compiled once.
 template <int D>
 struct decode_reduce {
   static_assert(D % 4 == 0 && D > 0, "decode_reduce: head_dim must be a multiple of 4");
   static constexpr auto name = tessel::name("decode_reduce", "d", D);
-  static constexpr std::uint32_t threads = D < 128 ? D : 128;
+  static constexpr std::uint32_t chunks_per_group = D / 4 < 16 ? D / 4 : 16;
+  static constexpr std::uint32_t column_groups = (D / 4 + chunks_per_group - 1) / chunks_per_group;
+  static constexpr std::uint32_t threads = 8 * chunks_per_group;
   using params = ReduceParams;
-  using bindings = tessel::bindings<in<"partials", float>, out<"dst", float>>;
+  using bindings = tessel::bindings<in<"partials", float, vec<float, 4>>, out<"dst", float>>;
   using constants = tessel::constants<spec<"nwg", std::uint32_t, 0, 32u>>;
-  using geometry =
-      tessel::geometry<constant<"D", static_cast<std::uint32_t>(D)>,
-                       constant<"MAX_NWG", max_decode_nwg>, constant<"THREADS", threads>>;
+  using geometry = tessel::geometry<constant<"D", static_cast<std::uint32_t>(D)>,
+                                    constant<"MAX_NWG", max_decode_nwg>,
+                                    constant<"CHUNKS_PER_GROUP", chunks_per_group>>;
   using workgroup = tessel::workgroup<threads>;
   static constexpr std::uint32_t shared_bytes(const target&) {
-    return (max_decode_nwg + 1) * sizeof(float);
+    return (max_decode_nwg + 128) * sizeof(float);
   }
-  using snippets = snippet_list<snippets::decode_reduce_merge>;
+  using snippets = snippet_list<snippets::decode_reduce_merge, snippets::group8_reductions>;
   static constexpr std::string_view body = R"glsl(
 void main() {
-  const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+  const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
   if (row >= params.nrows) return;
-  const uint tid = gl_LocalInvocationID.x;
+  const uint tid = gl_LocalInvocationIndex;
   decode_reduce_weights(params.nrows, row, tid);
-  for (uint d = tid; d < D; d += THREADS) dst[row * D + d] = decode_reduce_element(row, d);
+  const uint chunk = gl_WorkGroupID.x * CHUNKS_PER_GROUP + tid / 8u;
+  const uint part = tid % 8u;
+  vec4 acc = vec4(0.0);
+  if (chunk < D / 4u) {
+    const uint base = row * (D / 4u) * nwg + nwg * chunk;
+    for (uint w = part; w < nwg; w += 8u) acc += slice_weight[w] * partials_wide[base + w];
+  }
+  acc = vec4(group8_sum(acc.x), group8_sum(acc.y), group8_sum(acc.z), group8_sum(acc.w));
+  if (chunk < D / 4u && part < 4u) dst[row * D + 4u * chunk + part] = acc[part] * inverse_sum;
 }
 )glsl";
+
+  // Column groups along x, rows along y and then z.
+  static constexpr extent3 grid(std::uint32_t nrows) {
+    const std::uint32_t along_y = nrows < max_grid_x ? nrows : max_grid_x;
+    return {column_groups, along_y, (nrows + along_y - 1) / along_y};
+  }
 };
 
 // The reduce fused with the inverse rotation of TurboQuant (KERNELS.md 11.3):
@@ -88,9 +110,9 @@ struct decode_reduce_unrotate {
   using workgroup = tessel::workgroup<32>;
   using snippets = snippet_list<snippets::decode_reduce_merge, snippets::hadamard_signs,
                                 snippets::fwht_butterflies>;
-  // Slice weights and the inverse sum, the merged row, the FWHT exchange.
+  // Slice weights and the per-subgroup sums, the merged row, the FWHT exchange.
   static constexpr std::uint32_t shared_bytes(const target&) {
-    return (max_decode_nwg + 1 + 2 * D) * sizeof(float);
+    return (max_decode_nwg + 128 + 2 * D) * sizeof(float);
   }
   static constexpr std::string_view body = R"glsl(
 shared float merged_row[D];
@@ -150,7 +172,8 @@ void record_decode_reduce_for(vk::recorder& rec, const vk::buffer<float>& partia
                               std::uint32_t nwg) {
   validate_decode_reduce_shape(nrows, D, nwg, partials.size(), dst.size());
   const vk::spec_value spec[] = {{0, nwg}};
-  rec.dispatch<decode_reduce<D>>(ReduceParams{nrows}, spec, row_grid(nrows), partials, dst);
+  rec.dispatch<decode_reduce<D>>(ReduceParams{nrows}, spec, decode_reduce<D>::grid(nrows), partials,
+                                 dst);
 }
 
 // The same for a run-time head dim among the shipped variants.
