@@ -12,6 +12,11 @@
 //                           the sweep (and --check) of one kernel's
 //                           configurations only, at those NWG (default: the
 //                           policy's, 8 to 256) and head dims only
+//   decode_bench --sweep --heads 8,4,...
+//                           the matrix kernel's configurations also with
+//                           those query heads per workgroup (default: the
+//                           plan's only); fewer heads give a KV head more
+//                           workgroups, each reading its rows
 //   decode_bench --check    first checks the host op and every configuration
 //                           against the double-precision reference on small
 //                           ragged cases (the tests' tolerance); exits 1 on a
@@ -251,7 +256,8 @@ bool check_all(vk::context& ctx, const std::vector<variant>& variants) {
                  worst, pass ? "pass" : "FAIL");
   };
   for (std::uint32_t dim : {64u, 128u, 256u, 512u}) check("host op", dim, 0, record_default);
-  for (const variant& v : variants) check(v.label, v.dim, v.heads, v.fn);
+  for (const variant& v : variants)
+    check(v.label + (v.heads ? " h" + std::to_string(v.heads) : ""), v.dim, v.heads, v.fn);
   return all_pass;
 }
 
@@ -279,6 +285,7 @@ int main(int argc, char** argv) {
   // The sweep's NWG (0: the policy's) and head dims.
   std::vector<std::uint32_t> splits{0, 8, 16, 32, 64, 128, 256};
   std::vector<std::uint32_t> dims{64, 128, 256, 512};
+  std::vector<std::uint32_t> coopmat_heads{0};  // 0: the plan's
   int reps = 100;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--sweep") == 0)
@@ -293,11 +300,13 @@ int main(int argc, char** argv) {
       splits = parse_list(argv[++i]);
     else if (std::strcmp(argv[i], "--dims") == 0 && i + 1 < argc)
       dims = parse_list(argv[++i]);
+    else if (std::strcmp(argv[i], "--heads") == 0 && i + 1 < argc)
+      coopmat_heads = parse_list(argv[++i]);
     else if (std::strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
       reps = std::atoi(argv[++i]);
     else {
       std::cerr << "usage: decode_bench [--sweep [--kernel coopmat|engine] [--nwg N,...] "
-                   "[--dims D,...]] [--check] [--quick] [--reps N]\n";
+                   "[--dims D,...] [--heads H,...]] [--check] [--quick] [--reps N]\n";
       return 2;
     }
   }
@@ -322,11 +331,20 @@ int main(int argc, char** argv) {
     if (sweep)
       for (const variant& v : sweep_variants(device))
         if ((kernel.empty() || kernel == (v.coopmat ? "coopmat" : "engine")) &&
-            std::find(dims.begin(), dims.end(), v.dim) != dims.end())
-          variants.push_back(v);
+            std::find(dims.begin(), dims.end(), v.dim) != dims.end()) {
+          if (!v.coopmat) {
+            variants.push_back(v);
+            continue;
+          }
+          for (std::uint32_t heads : coopmat_heads) {
+            variant with_heads = v;
+            with_heads.heads = heads;
+            variants.push_back(with_heads);
+          }
+        }
     const bool checked = !check || check_all(ctx, variants);
-    std::fprintf(stderr, "%-28s %12s %4s %4s %9s %9s %9s %8s %6s\n", "shape", "tiles", "nwg",
-                 "sets", "median us", "p10", "p90", "GB/s", "copy%");
+    std::fprintf(stderr, "%-28s %12s %2s %4s %4s %9s %9s %9s %8s %6s\n", "shape", "tiles", "h",
+                 "nwg", "sets", "median us", "p10", "p90", "GB/s", "copy%");
 
     const std::vector<shape> shapes = quick ? std::vector<shape>{{2, 8, 2, 128, 1000}}
                                             : std::vector<shape>{{1, 16, 8, 256, 4096},
@@ -412,9 +430,9 @@ int main(int argc, char** argv) {
                          .add("copy_fraction", gbs / copy_gbs)
                          .str()
                   << std::endl;
-        std::fprintf(stderr, "%-28s %12s %4u %4d %9.1f %9.1f %9.1f %8.0f %5.1f%%\n", name.c_str(),
-                     tiles.c_str(), plan.nwg, sets, t.median_us, t.p10_us, t.p90_us, gbs,
-                     100 * gbs / copy_gbs);
+        std::fprintf(stderr, "%-28s %12s %2u %4u %4d %9.1f %9.1f %9.1f %8.0f %5.1f%%\n",
+                     name.c_str(), tiles.c_str(), plan.heads_per_group, plan.nwg, sets, t.median_us,
+                     t.p10_us, t.p90_us, gbs, 100 * gbs / copy_gbs);
       }
 
       // The reduce alone at the host op's split: its share of the time.
@@ -439,7 +457,7 @@ int main(int argc, char** argv) {
                          .add("median_us", t.median_us)
                          .str()
                   << std::endl;
-        std::fprintf(stderr, "%-28s %12s %4u      %9.1f (the reduce alone)\n", "", "reduce",
+        std::fprintf(stderr, "%-28s %12s    %4u      %9.1f (the reduce alone)\n", "", "reduce",
                      plan.nwg, t.median_us);
       }
     }
