@@ -163,75 +163,6 @@ float group_sum(float value, uint group, uint lane, uint width) {
   }
 };
 
-// The merge of the decode reduce (kernels/decode_reduce.hpp has the partials
-// layout): for one query row, the weights exp(M_w - max M) of its NWG slices
-// and the normalized output elements. The including kernel defines D and
-// MAX_NWG, the specialization constant `nwg` and the buffer `partials`, and
-// runs workgroups of at most 128 invocations.
-//   void  decode_reduce_weights(uint nrows, uint row, uint tid)
-//           fills the slice weights and the inverse weighted sum; every
-//           invocation of the workgroup calls it in uniform control flow,
-//           and each takes every THREADS-th slice;
-//   float decode_reduce_element(uint row, uint d)
-//           element d of the merged row (after decode_reduce_weights).
-// A row whose slices are all empty gets exact zeros.
-struct decode_reduce_merge {
-  static constexpr extension extensions =
-      extension::subgroup_basic | extension::subgroup_arithmetic;
-  static constexpr std::string_view text = R"glsl(
-shared float slice_weight[MAX_NWG];
-shared float subgroup_values[128];
-float inverse_sum;
-
-// The workgroup's max (sum) of x, in every invocation; uniform control flow.
-float workgroup_max(float x) {
-  x = subgroupMax(x);
-  if (subgroupElect()) subgroup_values[gl_SubgroupID] = x;
-  barrier();
-  float result = subgroup_values[0];
-  for (uint i = 1u; i < gl_NumSubgroups; ++i) result = max(result, subgroup_values[i]);
-  barrier();
-  return result;
-}
-
-float workgroup_sum(float x) {
-  x = subgroupAdd(x);
-  if (subgroupElect()) subgroup_values[gl_SubgroupID] = x;
-  barrier();
-  float result = subgroup_values[0];
-  for (uint i = 1u; i < gl_NumSubgroups; ++i) result += subgroup_values[i];
-  barrier();
-  return result;
-}
-
-void decode_reduce_weights(uint nrows, uint row, uint tid) {
-  // Empty slices hold S = 0 and the finite sentinel M = -FLT_MAX/2, so
-  // they get weight 0 (or 1 times S = 0) and never produce NaN.
-  const uint threads = gl_WorkGroupSize.x * gl_WorkGroupSize.y * gl_WorkGroupSize.z;
-  const uint stats = nrows * D * nwg + row * 2u * nwg;
-  float row_max = -1.70141173e38;
-  for (uint w = tid; w < nwg; w += threads) row_max = max(row_max, partials[stats + 2u * w + 1u]);
-  row_max = workgroup_max(row_max);
-  float sum = 0.0;
-  for (uint w = tid; w < nwg; w += threads) {
-    const float weight = exp(partials[stats + 2u * w + 1u] - row_max);
-    slice_weight[w] = weight;
-    sum += weight * partials[stats + 2u * w];
-  }
-  // Its barrier also orders the weights before their reads.
-  sum = workgroup_sum(sum);
-  inverse_sum = sum == 0.0 ? 0.0 : 1.0 / sum;
-}
-
-float decode_reduce_element(uint row, uint d) {
-  const uint chunk_base = 4u * (row * (D / 4u) * nwg + nwg * (d >> 2)) + (d & 3u);
-  float acc = 0.0;
-  for (uint w = 0u; w < nwg; ++w) acc += slice_weight[w] * partials[chunk_base + 4u * w];
-  return acc * inverse_sum;
-}
-)glsl";
-};
-
 // Reductions inside aligned groups of 8 consecutive subgroup lanes, the
 // smallest subgroup tessel runs on (lavapipe): a kernel that splits work into
 // such groups reads the same on 8-, 32- and 64-lane subgroups, since shuffle
@@ -278,6 +209,76 @@ float group8_reduce_scatter(float v[8], uint lane) {
 )glsl";
     return out;
   }
+};
+
+// The merge of the decode reduce (kernels/decode_reduce.hpp has the partials
+// layout): for one query row, the weights exp(M_w - max M) of its NWG slices
+// and the normalized output, a float4 chunk at a time. The including kernel
+// defines D and MAX_NWG, the specialization constant `nwg` and the buffer
+// `partials` with a vec4 wide view, and runs workgroups of at most 128
+// invocations.
+//   void decode_reduce_weights(uint nrows, uint row, uint tid)
+//          fills the slice weights and the inverse weighted sum; every
+//          invocation of the workgroup calls it in uniform control flow,
+//          and each takes every (workgroup size)-th slice;
+//   vec4 decode_reduce_chunk(uint row, uint chunk, uint part)
+//          float4 chunk `chunk` of the merged row (after the weights), in
+//          every lane of an aligned group of 8 that share it: lane `part`
+//          of them reads every 8th slice from slice `part` (a chunk's slices
+//          are contiguous, so the 8 lanes read 128 consecutive bytes) and
+//          the sums meet by shuffles. Called in uniform control flow; a
+//          chunk past the row (chunk >= D / 4) is zero.
+// A row whose slices are all empty gets exact zeros.
+struct decode_reduce_merge {
+  using requires_snippets = snippet_list<group8_reductions>;
+  static constexpr extension extensions =
+      extension::subgroup_basic | extension::subgroup_arithmetic;
+  static constexpr std::string_view text = R"glsl(
+shared float slice_weight[MAX_NWG];
+shared float subgroup_values[128];
+float inverse_sum;
+
+// The workgroup's max (or sum) of x, in every invocation; uniform control flow.
+float workgroup_reduce(float x, bool take_max) {
+  x = take_max ? subgroupMax(x) : subgroupAdd(x);
+  if (subgroupElect()) subgroup_values[gl_SubgroupID] = x;
+  barrier();
+  float result = subgroup_values[0];
+  for (uint i = 1u; i < gl_NumSubgroups; ++i)
+    result = take_max ? max(result, subgroup_values[i]) : result + subgroup_values[i];
+  barrier();
+  return result;
+}
+
+void decode_reduce_weights(uint nrows, uint row, uint tid) {
+  // Empty slices hold S = 0 and the finite sentinel M = -FLT_MAX/2, so
+  // they get weight 0 (or 1 times S = 0) and never produce NaN.
+  const uint threads = gl_WorkGroupSize.x * gl_WorkGroupSize.y * gl_WorkGroupSize.z;
+  const uint stats = nrows * D * nwg + row * 2u * nwg;
+  float row_max = -1.70141173e38;
+  for (uint w = tid; w < nwg; w += threads) row_max = max(row_max, partials[stats + 2u * w + 1u]);
+  row_max = workgroup_reduce(row_max, true);
+  float sum = 0.0;
+  for (uint w = tid; w < nwg; w += threads) {
+    const float weight = exp(partials[stats + 2u * w + 1u] - row_max);
+    slice_weight[w] = weight;
+    sum += weight * partials[stats + 2u * w];
+  }
+  // Its barrier also orders the weights before their reads.
+  sum = workgroup_reduce(sum, false);
+  inverse_sum = sum == 0.0 ? 0.0 : 1.0 / sum;
+}
+
+vec4 decode_reduce_chunk(uint row, uint chunk, uint part) {
+  vec4 acc = vec4(0.0);
+  if (chunk < D / 4u) {
+    const uint base = row * (D / 4u) * nwg + nwg * chunk;
+    for (uint w = part; w < nwg; w += 8u) acc += slice_weight[w] * partials_wide[base + w];
+  }
+  acc = vec4(group8_sum(acc.x), group8_sum(acc.y), group8_sum(acc.z), group8_sum(acc.w));
+  return acc * inverse_sum;
+}
+)glsl";
 };
 
 }  // namespace tessel::snippets

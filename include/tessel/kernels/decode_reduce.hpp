@@ -40,12 +40,10 @@ constexpr std::uint64_t decode_partials_size(std::uint64_t nrows, std::uint64_t 
 
 // A row's output is cut into groups of up to 16 float4 chunks (64 dims), one
 // workgroup each, so that a few long rows (D = 512 with 64 slices: 16 rows on
-// 132 compute units) still spread over the machine: 8 invocations share a
-// chunk, each reading every 8th slice (the slices of a chunk are contiguous,
-// so 8 lanes read 128 consecutive bytes), and their sums meet by shuffles.
-// Every workgroup of a row computes the row's slice weights. NWG is a
-// specialization constant: a decode loop uses one or two values, each
-// compiled once.
+// 132 compute units) still spread over the machine; each chunk is merged by
+// 8 invocations (snippets::decode_reduce_merge). Every workgroup of a row
+// computes the row's slice weights. NWG is a specialization constant: a
+// decode loop uses one or two values, each compiled once.
 template <int D>
 struct decode_reduce {
   static_assert(D % 4 == 0 && D > 0, "decode_reduce: head_dim must be a multiple of 4");
@@ -63,7 +61,7 @@ struct decode_reduce {
   static constexpr std::uint32_t shared_bytes(const target&) {
     return (max_decode_nwg + 128) * sizeof(float);
   }
-  using snippets = snippet_list<snippets::decode_reduce_merge, snippets::group8_reductions>;
+  using snippets = snippet_list<snippets::decode_reduce_merge>;
   static constexpr std::string_view body = R"glsl(
 void main() {
   const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
@@ -72,13 +70,8 @@ void main() {
   decode_reduce_weights(params.nrows, row, tid);
   const uint chunk = gl_WorkGroupID.x * CHUNKS_PER_GROUP + tid / 8u;
   const uint part = tid % 8u;
-  vec4 acc = vec4(0.0);
-  if (chunk < D / 4u) {
-    const uint base = row * (D / 4u) * nwg + nwg * chunk;
-    for (uint w = part; w < nwg; w += 8u) acc += slice_weight[w] * partials_wide[base + w];
-  }
-  acc = vec4(group8_sum(acc.x), group8_sum(acc.y), group8_sum(acc.z), group8_sum(acc.w));
-  if (chunk < D / 4u && part < 4u) dst[row * D + 4u * chunk + part] = acc[part] * inverse_sum;
+  const vec4 merged = decode_reduce_chunk(row, chunk, part);
+  if (chunk < D / 4u && part < 4u) dst[row * D + 4u * chunk + part] = merged[part];
 }
 )glsl";
 
@@ -91,28 +84,34 @@ void main() {
 
 // The reduce fused with the inverse rotation of TurboQuant (KERNELS.md 11.3):
 // out[r] = R^-1(merged row r) = s * (H merged), for decode over a cache whose
-// V was rotated. One logical FWHT group of 32 invocations per row: the merged
-// row goes through shared memory, then each invocation transforms D/32
-// contiguous elements with fwht.hpp's butterflies. Same partials, parameter
-// block and specialization constant as decode_reduce; NWG = 1 is allowed too
-// (it normalizes and unrotates a single slice).
+// V was rotated. One workgroup of 128 invocations per row (the transform
+// needs the whole row): the merge takes 16 float4 chunks a pass, 8
+// invocations a chunk, into shared memory; then each of the 4 groups of 32
+// invocations transforms the row with fwht.hpp's butterflies (D/32
+// contiguous elements each), since their exchange barriers need the whole
+// workgroup, and the first group writes it. Same partials, parameter block
+// and specialization constant as decode_reduce; NWG = 1 is allowed too (it
+// normalizes and unrotates a single slice).
 template <int D>
 struct decode_reduce_unrotate {
   static_assert(D >= 32 && D <= static_cast<int>(snippets::hadamard_max_dim) && (D & (D - 1)) == 0,
                 "decode_reduce_unrotate: head_dim must be a power of two in [32, 512]");
   static constexpr auto name = tessel::name("decode_reduce_unrotate", "d", D);
+  static constexpr std::uint32_t threads = 128;
   using params = ReduceParams;
-  using bindings = tessel::bindings<in<"partials", float>, out<"dst", float>>;
+  using bindings = typename decode_reduce<D>::bindings;
   using constants = tessel::constants<spec<"nwg", std::uint32_t, 0, 32u>>;
-  using geometry = tessel::geometry<
-      constant<"D", static_cast<std::uint32_t>(D)>, constant<"MAX_NWG", max_decode_nwg>,
-      constant<"FWHT_EPT", static_cast<std::uint32_t>(D / 32)>, constant<"FWHT_GROUPS", 1u>>;
-  using workgroup = tessel::workgroup<32>;
+  using geometry = tessel::geometry<constant<"D", static_cast<std::uint32_t>(D)>,
+                                    constant<"MAX_NWG", max_decode_nwg>,
+                                    constant<"FWHT_EPT", static_cast<std::uint32_t>(D / 32)>,
+                                    constant<"FWHT_GROUPS", threads / 32>>;
+  using workgroup = tessel::workgroup<threads>;
   using snippets = snippet_list<snippets::decode_reduce_merge, snippets::hadamard_signs,
                                 snippets::fwht_butterflies>;
-  // Slice weights and the per-subgroup sums, the merged row, the FWHT exchange.
+  // Slice weights and the per-subgroup sums, the merged row, the FWHT
+  // exchange of every group.
   static constexpr std::uint32_t shared_bytes(const target&) {
-    return (max_decode_nwg + 128 + 2 * D) * sizeof(float);
+    return (max_decode_nwg + 128 + D + threads / 32 * D) * sizeof(float);
   }
   static constexpr std::string_view body = R"glsl(
 shared float merged_row[D];
@@ -120,17 +119,23 @@ shared float merged_row[D];
 void main() {
   const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
   if (row >= params.nrows) return;
-  const uint lane = gl_LocalInvocationID.x;
-  decode_reduce_weights(params.nrows, row, lane);
-  for (uint d = lane; d < D; d += 32u) merged_row[d] = decode_reduce_element(row, d);
+  const uint tid = gl_LocalInvocationIndex;
+  decode_reduce_weights(params.nrows, row, tid);
+  for (uint pass_first = 0u; pass_first < D / 4u; pass_first += 16u) {
+    const uint chunk = pass_first + tid / 8u, part = tid % 8u;
+    const vec4 merged = decode_reduce_chunk(row, chunk, part);
+    if (chunk < D / 4u && part < 4u) merged_row[4u * chunk + part] = merged[part];
+  }
   barrier();
+  const uint group = tid / 32u, lane = tid % 32u;
   const uint first = lane * FWHT_EPT;
   float v[FWHT_EPT];
   for (uint j = 0u; j < FWHT_EPT; ++j) v[j] = merged_row[first + j];
-  fwht_group(v, 0u, lane);
+  fwht_group(v, group, lane);
   const float norm = inversesqrt(float(D));
-  for (uint j = 0u; j < FWHT_EPT; ++j)
-    dst[row * D + first + j] = v[j] * norm * hadamard_sign(first + j);
+  if (group == 0u)
+    for (uint j = 0u; j < FWHT_EPT; ++j)
+      dst[row * D + first + j] = v[j] * norm * hadamard_sign(first + j);
 }
 )glsl";
 };
