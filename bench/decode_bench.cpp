@@ -272,6 +272,19 @@ std::vector<std::uint32_t> parse_list(const std::string& text) {
   return values;
 }
 
+// A JSON record of `kind` at shape `s`, for the caller to add what it
+// measured.
+bench::json_line shape_record(const std::string& kind, const shape& s) {
+  bench::json_line record;
+  record.add("kind", kind)
+      .add("batch", s.batch)
+      .add("heads", s.heads)
+      .add("kv_heads", s.kv_heads)
+      .add("dim", s.dim)
+      .add("length", s.length);
+  return record;
+}
+
 struct config {
   const variant* chosen = nullptr;  // null: the host op's own plan
   std::uint32_t nwg = 0;
@@ -409,13 +422,7 @@ int main(int argc, char** argv) {
         const std::string name = "B" + std::to_string(s.batch) + " H" + std::to_string(s.heads) +
                                  " Hkv" + std::to_string(s.kv_heads) + " D" +
                                  std::to_string(s.dim) + " L" + std::to_string(s.length);
-        std::cout << bench::json_line()
-                         .add("kind", "decode_f16")
-                         .add("batch", s.batch)
-                         .add("heads", s.heads)
-                         .add("kv_heads", s.kv_heads)
-                         .add("dim", s.dim)
-                         .add("length", s.length)
+        std::cout << shape_record("decode_f16", s)
                          .add("default_plan", c.chosen == nullptr && ci > 0 ? 1.0 : 0.0)
                          .add("warmup", ci == 0 ? 1.0 : 0.0)
                          .add("kernel", coopmat ? "coopmat" : "engine")
@@ -446,13 +453,7 @@ int main(int argc, char** argv) {
               kernels::record_decode_reduce(rec, set.scratch, set.out, rows, s.dim, plan.nwg);
             },
             reps);
-        std::cout << bench::json_line()
-                         .add("kind", "decode_reduce")
-                         .add("batch", s.batch)
-                         .add("heads", s.heads)
-                         .add("kv_heads", s.kv_heads)
-                         .add("dim", s.dim)
-                         .add("length", s.length)
+        std::cout << shape_record("decode_reduce", s)
                          .add("nwg", plan.nwg)
                          .add("median_us", t.median_us)
                          .str()

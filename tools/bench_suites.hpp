@@ -17,6 +17,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "tessel/bench/timing.hpp"
@@ -255,6 +256,25 @@ bench_case prepare_tq_decode(vk::context& ctx, const bench_shape& s) {
   return c;
 }
 
+// A TurboQuant decode op's entry: decode_f16's shape with the code width
+// last, swept and run by --quick as decode_f16 is, at widths `sweep_bits`
+// and `quick_bits`.
+template <kernels::tq_decode_op Op>
+bench_kernel tq_decode_kernel(std::vector<std::vector<std::uint32_t>> shapes,
+                              std::uint32_t sweep_bits, std::uint32_t quick_bits) {
+  return {kernels::op_name(Op),
+          "tq",
+          {"B", "H", "Hkv", "D", "L", "bits"},
+          "L",
+          "tokens in the cache",
+          std::move(shapes),
+          {1, 16, 8, 256, 0, sweep_bits},
+          {512, 1024, 2048, 4096, 8192, 16384, 32768},
+          {{2, 8, 2, 128, 1000, quick_bits}},
+          {64, 256, 1024},
+          prepare_tq_decode<Op>};
+}
+
 inline const std::vector<bench_kernel>& bench_kernels() {
   static const std::vector<bench_kernel> list = {
       {"decode_f16",
@@ -312,45 +332,18 @@ inline const std::vector<bench_kernel>& bench_kernels() {
        {{2, 5, 64, 4}},
        {16, 64, 256},
        prepare_tq_encode},
-      {"tq_decode",
-       "tq",
-       {"B", "H", "Hkv", "D", "L", "bits"},
-       "L",
-       "tokens in the cache",
-       {{1, 16, 8, 256, 32768, 4}, {1, 16, 2, 512, 32768, 4}, {1, 16, 8, 256, 4096, 4}},
-       {1, 16, 8, 256, 0, 4},
-       {512, 1024, 2048, 4096, 8192, 16384, 32768},
-       {{2, 8, 2, 128, 1000, 4}},
-       {64, 256, 1024},
-       prepare_tq_decode<kernels::tq_decode_op::nibble>},
-      {"tq_hb_decode",
-       "tq",
-       {"B", "H", "Hkv", "D", "L", "bits"},
-       "L",
-       "tokens in the cache",
-       {{1, 16, 8, 256, 32768, 8},
-        {1, 16, 2, 512, 32768, 8},
-        {1, 16, 8, 256, 32768, 6},
-        {1, 16, 8, 256, 32768, 5}},
-       {1, 16, 8, 256, 0, 8},
-       {512, 1024, 2048, 4096, 8192, 16384, 32768},
-       {{2, 8, 2, 128, 1000, 5}},
-       {64, 256, 1024},
-       prepare_tq_decode<kernels::tq_decode_op::byte>},
-      {"tq_hybrid_decode",
-       "tq",
-       {"B", "H", "Hkv", "D", "L", "bits"},
-       "L",
-       "tokens in the cache",
-       {{1, 16, 8, 256, 32768, 8},
-        {1, 16, 2, 512, 32768, 8},
-        {1, 16, 8, 256, 32768, 16},
-        {1, 16, 2, 512, 32768, 16}},
-       {1, 16, 8, 256, 0, 8},
-       {512, 1024, 2048, 4096, 8192, 16384, 32768},
-       {{2, 8, 2, 128, 1000, 6}},
-       {64, 256, 1024},
-       prepare_tq_decode<kernels::tq_decode_op::hybrid>},
+      tq_decode_kernel<kernels::tq_decode_op::nibble>(
+          {{1, 16, 8, 256, 32768, 4}, {1, 16, 2, 512, 32768, 4}, {1, 16, 8, 256, 4096, 4}}, 4, 4),
+      tq_decode_kernel<kernels::tq_decode_op::byte>({{1, 16, 8, 256, 32768, 8},
+                                                     {1, 16, 2, 512, 32768, 8},
+                                                     {1, 16, 8, 256, 32768, 6},
+                                                     {1, 16, 8, 256, 32768, 5}},
+                                                    8, 5),
+      tq_decode_kernel<kernels::tq_decode_op::hybrid>({{1, 16, 8, 256, 32768, 8},
+                                                       {1, 16, 2, 512, 32768, 8},
+                                                       {1, 16, 8, 256, 32768, 16},
+                                                       {1, 16, 2, 512, 32768, 16}},
+                                                      8, 6),
   };
   return list;
 }

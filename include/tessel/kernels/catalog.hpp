@@ -257,6 +257,32 @@ inline float float_parameter(const parameter_map& params, std::string_view op,
   return static_cast<float>(it->second);
 }
 
+// The parameters every decode op takes besides its shape and its cache's:
+// the attention's (decode_args). kv_seq_len defaults to the capacity,
+// which `capacity_source` names.
+inline std::vector<op_parameter> decode_attention_parameters(const std::string& capacity_source) {
+  return {{"kv_seq_len", "cached positions, 1..kv_capacity", std::nullopt, capacity_source},
+          {"mask", "0 none, 1 causal, 2 sliding window", 0.0, ""},
+          {"sliding_window", "newest keys attended with mask 2", 0.0, ""},
+          {"ring_start", "slot of the oldest entry of a wrapped ring", 0.0, ""},
+          {"scale", "softmax scale; 0 = 1/sqrt(head_dim)", 0.0, ""},
+          {"softcap", "logit soft cap; 0 = off", 0.0, ""},
+          {"nwg", "slices per head; 0 = chosen for the device", 0.0, ""}};
+}
+
+// Reads the parameters of decode_attention_parameters into `a`, whose
+// kv_capacity is already known.
+inline void read_decode_attention_parameters(decode_args& a, const parameter_map& p,
+                                             std::string_view op) {
+  a.kv_seq_len = integer_parameter(p, op, "kv_seq_len", a.kv_capacity);
+  a.mask = static_cast<decode_mask>(integer_parameter(p, op, "mask", 0));
+  a.sliding_window = integer_parameter(p, op, "sliding_window", 0);
+  a.ring_start = integer_parameter(p, op, "ring_start", 0);
+  a.scale = float_parameter(p, op, "scale", 0);
+  a.softcap = float_parameter(p, op, "softcap", 0);
+  a.nwg = integer_parameter(p, op, "nwg", 0);
+}
+
 inline op_entry decode_f16_entry() {
   op_entry e;
   e.name = "decode_f16";
@@ -268,13 +294,7 @@ inline op_entry decode_f16_entry() {
       {"keys", scalar_kind::f16, "[batch, num_kv_heads, kv_capacity, head_dim]", "K cache"},
       {"values", scalar_kind::f16, "[batch, num_kv_heads, kv_capacity, head_dim]", "V cache"}};
   e.outputs = {{"out", scalar_kind::f32, "[batch, num_heads, head_dim]", "attention output"}};
-  e.params = {{"kv_seq_len", "cached positions, 1..kv_capacity", std::nullopt, "keys.shape[2]"},
-              {"mask", "0 none, 1 causal, 2 sliding window", 0.0, ""},
-              {"sliding_window", "newest keys attended with mask 2", 0.0, ""},
-              {"ring_start", "slot of the oldest entry of a wrapped ring", 0.0, ""},
-              {"scale", "softmax scale; 0 = 1/sqrt(head_dim)", 0.0, ""},
-              {"softcap", "logit soft cap; 0 = off", 0.0, ""},
-              {"nwg", "slices per head; 0 = chosen for the device", 0.0, ""}};
+  e.params = decode_attention_parameters("keys.shape[2]");
   auto arguments = [](const tensor_map& in, const parameter_map& p) {
     constexpr std::string_view op = "decode_f16";
     const tensor& q = input(in, op, "q", scalar_kind::f32, 3);
@@ -290,13 +310,7 @@ inline op_entry decode_f16_entry() {
             keys.shape_text(), "must be [batch, num_kv_heads, kv_capacity, head_dim] of q");
     a.num_kv_heads = shape_parameter(p, op, "num_kv_heads", keys.shape[1]);
     a.kv_capacity = shape_parameter(p, op, "kv_capacity", keys.shape[2]);
-    a.kv_seq_len = integer_parameter(p, op, "kv_seq_len", a.kv_capacity);
-    a.mask = static_cast<decode_mask>(integer_parameter(p, op, "mask", 0));
-    a.sliding_window = integer_parameter(p, op, "sliding_window", 0);
-    a.ring_start = integer_parameter(p, op, "ring_start", 0);
-    a.scale = float_parameter(p, op, "scale", 0);
-    a.softcap = float_parameter(p, op, "softcap", 0);
-    a.nwg = integer_parameter(p, op, "nwg", 0);
+    read_decode_attention_parameters(a, p, op);
     return a;
   };
   e.run = [arguments](vk::context& ctx, const tensor_map& in, const parameter_map& p) {
@@ -503,18 +517,13 @@ inline op_entry tq_decode_entry(tq_decode_op which) {
     e.inputs.push_back({"value_norms", scalar_kind::f32, norms, "V norms"});
   }
   e.outputs = {{"out", scalar_kind::f32, "[batch, num_heads, head_dim]", "attention output"}};
-  e.params = {
-      {"kv_seq_len", "cached positions, 1..kv_capacity", std::nullopt, "shape[2]"},
-      {"mask", "0 none, 1 causal, 2 sliding window", 0.0, ""},
-      {"sliding_window", "newest keys attended with mask 2", 0.0, ""},
-      {"ring_start", "slot of the oldest entry of a wrapped ring", 0.0, ""},
-      {"scale", "softmax scale; 0 = 1/sqrt(head_dim)", 0.0, ""},
-      {"softcap", "logit soft cap; 0 = off", 0.0, ""},
-      {"nwg", "slices per head; 0 = chosen for the device", 0.0, ""},
-      {"nsg", "subgroups sharing a head's positions: 1, 2, 4; 0 = default", 0.0, ""},
-      {"scale_factor_d512", "the encoder's head_dim 512 block scale; 0 means 1.0", 0.0, ""},
-      {"fuse_fwht_pre", "1: q is raw and the kernel rotates it (K was rotated)", 0.0, ""},
-      {"unrotate_output", "1: return the output in the natural basis (V was rotated)", 0.0, ""}};
+  e.params = decode_attention_parameters("shape[2]");
+  e.params.insert(
+      e.params.end(),
+      {{"nsg", "subgroups sharing a head's positions: 1, 2, 4; 0 = default", 0.0, ""},
+       {"scale_factor_d512", "the encoder's head_dim 512 block scale; 0 means 1.0", 0.0, ""},
+       {"fuse_fwht_pre", "1: q is raw and the kernel rotates it (K was rotated)", 0.0, ""},
+       {"unrotate_output", "1: return the output in the natural basis (V was rotated)", 0.0, ""}});
   if (which != tq_decode_op::nibble) e.params.push_back({"bits", "code width: 5, 6 or 8", 8.0, ""});
   // The arguments, the caches' format and the input tensors, checked
   // against each other.
@@ -533,13 +542,7 @@ inline op_entry tq_decode_entry(tq_decode_op which) {
             "must have q's batch " + std::to_string(q.shape[0]));
     a.num_kv_heads = shape_parameter(p, op, "num_kv_heads", first_cache.shape[1]);
     a.kv_capacity = shape_parameter(p, op, "kv_capacity", first_cache.shape[2]);
-    a.kv_seq_len = integer_parameter(p, op, "kv_seq_len", a.kv_capacity);
-    a.mask = static_cast<decode_mask>(integer_parameter(p, op, "mask", 0));
-    a.sliding_window = integer_parameter(p, op, "sliding_window", 0);
-    a.ring_start = integer_parameter(p, op, "ring_start", 0);
-    a.scale = float_parameter(p, op, "scale", 0);
-    a.softcap = float_parameter(p, op, "softcap", 0);
-    a.nwg = integer_parameter(p, op, "nwg", 0);
+    read_decode_attention_parameters(a, p, op);
     a.nsg = integer_parameter(p, op, "nsg", 0);
     a.scale_factor_d512 = float_parameter(p, op, "scale_factor_d512", 0);
     a.fuse_fwht_pre = flag_parameter(p, op, "fuse_fwht_pre", false);

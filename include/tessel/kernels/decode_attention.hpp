@@ -546,6 +546,23 @@ struct decode_plan {
 
 namespace detail {
 
+// Assigns the fields every decode parameter block shares (those of
+// VecF16Params, under the same names) from validated arguments. The blocks
+// repeat the fields instead of sharing a base because the layout reflection
+// reads neither base classes nor nested structs.
+template <class Block>
+void fill_decode_fields(Block& block, const decode_args& a) {
+  block.num_heads = a.num_heads;
+  block.num_kv_heads = a.num_kv_heads;
+  block.head_dim = a.head_dim;
+  block.kv_seq_len = a.kv_seq_len;
+  block.kv_capacity = a.kv_capacity;
+  block.scale = a.resolved_scale();
+  block.mask_type = static_cast<std::uint32_t>(a.mask);
+  block.sliding_window = a.sliding_window;
+  block.ring_start = a.ring_start;
+}
+
 // Keys a decode call attends: the whole cache or the sliding window.
 constexpr std::uint32_t attended_positions(const decode_args& a) {
   return a.mask == decode_mask::sliding_window ? std::min(a.kv_seq_len, a.sliding_window)

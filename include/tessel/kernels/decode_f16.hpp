@@ -551,15 +551,9 @@ inline constexpr std::string_view decode_op = "decode_f16";
 
 // The 36-byte block every f16 decode kernel reads, from validated arguments.
 inline VecF16Params vec_f16_params(const decode_args& a) {
-  return {a.num_heads,
-          a.num_kv_heads,
-          a.head_dim,
-          a.kv_seq_len,
-          a.kv_capacity,
-          a.resolved_scale(),
-          static_cast<std::uint32_t>(a.mask),
-          a.sliding_window,
-          a.ring_start};
+  VecF16Params params{};
+  fill_decode_fields(params, a);
+  return params;
 }
 
 // The keys and values hold the whole cache of every sequence.

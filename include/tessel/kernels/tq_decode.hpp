@@ -197,43 +197,37 @@ inline void validate_tq_decode_buffers(tq_decode_op which, const tq_decode_args&
   }
 }
 
+namespace detail {
+// The fields TqParams and TqHbParams share: those of VecF16Params, softcap,
+// nwg and scale_factor_d512.
+template <class Block>
+void fill_tq_fields(Block& block, const tq_decode_args& a, std::uint32_t nwg) {
+  fill_decode_fields(block, a);
+  block.softcap = a.softcap;
+  block.nwg = nwg;
+  block.scale_factor_d512 = tq_resolve_scale_factor(a.scale_factor_d512);
+}
+}  // namespace detail
+
 // The parameter blocks, filled from validated arguments. The kernels see
 // the resolved scale and scale_factor_d512 (never 0: question Q10) and the
 // softcap they apply (the seed declared it and never applied it, Q7).
 inline TqParams tq_params(const tq_decode_args& a, std::uint32_t nwg) {
-  return {a.num_heads,
-          a.num_kv_heads,
-          a.head_dim,
-          a.kv_seq_len,
-          a.kv_capacity,
-          a.resolved_scale(),
-          static_cast<std::uint32_t>(a.mask),
-          a.sliding_window,
-          a.softcap,
-          nwg,
-          a.ring_start,
-          tq_resolve_scale_factor(a.scale_factor_d512)};
+  TqParams params{};
+  detail::fill_tq_fields(params, a, nwg);
+  return params;
 }
 
 // codebook_bits is 0 for the hybrid's f16 V (no codebook); nsg is the
 // subgroups sharing each head's positions.
 inline TqHbParams tq_hb_params(const tq_decode_args& a, std::uint32_t nwg,
                                std::uint32_t heads_per_group) {
-  return {a.num_heads,
-          a.num_kv_heads,
-          a.head_dim,
-          a.kv_seq_len,
-          a.kv_capacity,
-          a.resolved_scale(),
-          static_cast<std::uint32_t>(a.mask),
-          a.sliding_window,
-          a.softcap,
-          nwg,
-          a.ring_start,
-          tq_resolve_scale_factor(a.scale_factor_d512),
-          a.values_f16 ? 0u : a.bits,
-          a.fuse_fwht_pre ? 1u : 0u,
-          static_cast<std::uint32_t>(tq_decode_tiling(heads_per_group, a.nsg).position_splits)};
+  TqHbParams params{};
+  detail::fill_tq_fields(params, a, nwg);
+  params.codebook_bits = a.values_f16 ? 0u : a.bits;
+  params.fuse_fwht_pre = a.fuse_fwht_pre ? 1u : 0u;
+  params.nsg = static_cast<std::uint32_t>(tq_decode_tiling(heads_per_group, a.nsg).position_splits);
+  return params;
 }
 
 // --- tile loaders -------------------------------------------------------------
