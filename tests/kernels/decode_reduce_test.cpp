@@ -126,7 +126,7 @@ TEST_F(DecodeReduce, EqualsUnsplitAttentionForRaggedSplits) {
   }
 }
 
-// More rows than one grid dimension holds: rows continue along z, and the
+// More rows than one grid dimension holds: rows continue along y, and the
 // last rows (and the first) are merged like the rest.
 TEST_F(DecodeReduce, RowsBeyondTheGridLimitAreMerged) {
   const std::uint32_t nrows = tessel::max_grid_x + 3;

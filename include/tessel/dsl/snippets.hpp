@@ -233,9 +233,13 @@ struct decode_reduce_merge {
   using requires_snippets = snippet_list<group8_reductions>;
   static constexpr extension extensions =
       extension::subgroup_basic | extension::subgroup_arithmetic;
-  static constexpr std::string_view text = R"glsl(
-shared float slice_weight[MAX_NWG];
-shared float subgroup_values[128];
+  // One per subgroup of a 128-invocation workgroup, even of 1-lane subgroups.
+  static constexpr std::uint32_t subgroup_slots = 128;
+  static std::string glsl(const target&) {
+    return "\nshared float slice_weight[MAX_NWG];\nshared float subgroup_values[" +
+           std::to_string(subgroup_slots) + "];" + std::string(functions);
+  }
+  static constexpr std::string_view functions = R"glsl(
 float inverse_sum;
 
 // The workgroup's max (or sum) of x, in every invocation; uniform control flow.

@@ -32,6 +32,11 @@ static_assert(layout<ReduceParams>::matches_host);
 // Largest NWG the reduce accepts (the weights live in shared memory).
 inline constexpr std::uint32_t max_decode_nwg = 256;
 
+// Shared memory of snippets::decode_reduce_merge: the slice weights and one
+// value per subgroup.
+inline constexpr std::uint32_t decode_reduce_merge_bytes =
+    (max_decode_nwg + snippets::decode_reduce_merge::subgroup_slots) * sizeof(float);
+
 // Float count of the partials buffer for nrows rows, head_dim and nwg.
 constexpr std::uint64_t decode_partials_size(std::uint64_t nrows, std::uint64_t head_dim,
                                              std::uint64_t nwg) {
@@ -58,27 +63,26 @@ struct decode_reduce {
                                     constant<"MAX_NWG", max_decode_nwg>,
                                     constant<"CHUNKS_PER_GROUP", chunks_per_group>>;
   using workgroup = tessel::workgroup<threads>;
-  static constexpr std::uint32_t shared_bytes(const target&) {
-    return (max_decode_nwg + 128) * sizeof(float);
-  }
+  static constexpr std::uint32_t shared_bytes(const target&) { return decode_reduce_merge_bytes; }
   using snippets = snippet_list<snippets::decode_reduce_merge>;
   static constexpr std::string_view body = R"glsl(
 void main() {
-  const uint row = gl_WorkGroupID.y + gl_WorkGroupID.z * gl_NumWorkGroups.y;
+  const uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
   if (row >= params.nrows) return;
   const uint tid = gl_LocalInvocationIndex;
   decode_reduce_weights(params.nrows, row, tid);
-  const uint chunk = gl_WorkGroupID.x * CHUNKS_PER_GROUP + tid / 8u;
+  const uint chunk = gl_WorkGroupID.z * CHUNKS_PER_GROUP + tid / 8u;
   const uint part = tid % 8u;
   const vec4 merged = decode_reduce_chunk(row, chunk, part);
   if (chunk < D / 4u && part < 4u) dst[row * D + 4u * chunk + part] = merged[part];
 }
 )glsl";
 
-  // Column groups along x, rows along y and then z.
+  // Rows as row_grid lays them out, a row's column groups along z.
   static constexpr extent3 grid(std::uint32_t nrows) {
-    const std::uint32_t along_y = nrows < max_grid_x ? nrows : max_grid_x;
-    return {column_groups, along_y, (nrows + along_y - 1) / along_y};
+    extent3 groups = row_grid(nrows);
+    groups.z = column_groups;
+    return groups;
   }
 };
 
@@ -101,17 +105,16 @@ struct decode_reduce_unrotate {
   using params = ReduceParams;
   using bindings = typename decode_reduce<D>::bindings;
   using constants = tessel::constants<spec<"nwg", std::uint32_t, 0, 32u>>;
-  using geometry = tessel::geometry<constant<"D", static_cast<std::uint32_t>(D)>,
-                                    constant<"MAX_NWG", max_decode_nwg>,
-                                    constant<"FWHT_EPT", static_cast<std::uint32_t>(D / 32)>,
-                                    constant<"FWHT_GROUPS", threads / 32>>;
+  using geometry = tessel::geometry<
+      constant<"D", static_cast<std::uint32_t>(D)>, constant<"MAX_NWG", max_decode_nwg>,
+      constant<"FWHT_EPT", static_cast<std::uint32_t>(D / 32)>,
+      constant<"FWHT_GROUPS", threads / 32>, constant<"CHUNKS_PER_PASS", threads / 8>>;
   using workgroup = tessel::workgroup<threads>;
   using snippets = snippet_list<snippets::decode_reduce_merge, snippets::hadamard_signs,
                                 snippets::fwht_butterflies>;
-  // Slice weights and the per-subgroup sums, the merged row, the FWHT
-  // exchange of every group.
+  // The merge's, the merged row, the FWHT exchange of every group.
   static constexpr std::uint32_t shared_bytes(const target&) {
-    return (max_decode_nwg + 128 + D + threads / 32 * D) * sizeof(float);
+    return decode_reduce_merge_bytes + (D + threads / 32 * D) * sizeof(float);
   }
   static constexpr std::string_view body = R"glsl(
 shared float merged_row[D];
@@ -121,7 +124,7 @@ void main() {
   if (row >= params.nrows) return;
   const uint tid = gl_LocalInvocationIndex;
   decode_reduce_weights(params.nrows, row, tid);
-  for (uint pass_first = 0u; pass_first < D / 4u; pass_first += 16u) {
+  for (uint pass_first = 0u; pass_first < D / 4u; pass_first += CHUNKS_PER_PASS) {
     const uint chunk = pass_first + tid / 8u, part = tid % 8u;
     const vec4 merged = decode_reduce_chunk(row, chunk, part);
     if (chunk < D / 4u && part < 4u) merged_row[4u * chunk + part] = merged[part];
